@@ -1,0 +1,1 @@
+//! Domain model and decisions of the WorkflowExecution service.
