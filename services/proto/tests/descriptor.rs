@@ -1,0 +1,29 @@
+//! The descriptor set served by reflection must describe both services, or
+//! grpcurl cannot list or call them.
+
+use prost::Message;
+use prost_types::FileDescriptorSet;
+
+#[test]
+fn descriptor_set_describes_both_services() {
+    let set =
+        FileDescriptorSet::decode(wfe_proto::FILE_DESCRIPTOR_SET).expect("valid descriptor set");
+    let services: Vec<String> = set
+        .file
+        .iter()
+        .flat_map(|f| {
+            let package = f.package().to_string();
+            f.service
+                .iter()
+                .map(move |s| format!("{package}.{}", s.name()))
+        })
+        .collect();
+    assert!(
+        services.contains(&"kubernaut.workflowexecution.v1.WorkflowExecutionService".to_string()),
+        "{services:?}"
+    );
+    assert!(
+        services.contains(&"kubernaut.workflowexecution.agent.v1.AgentSessionService".to_string()),
+        "{services:?}"
+    );
+}
