@@ -38,6 +38,8 @@ use crate::model::{ExecutionRecord, Phase};
 mod jitter;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_combinations;
 
 pub use jitter::{FixedJitter, Jitter, SeededJitter};
 
@@ -120,8 +122,10 @@ pub struct Blocker {
     pub reason: BlockReason,
     /// A sentence for people.
     pub message: String,
-    /// The execution that holds the target or caused the block.
+    /// Name of the execution that holds the target or caused the block.
     pub execution: String,
+    /// Namespace of that execution.
+    pub execution_namespace: String,
     /// When it clears by itself; `None`: not by time (the holder must finish, or a person must
     /// clear it; see [`Blocker::clearable`]).
     pub clears_at: Option<Timestamp>,
@@ -249,6 +253,7 @@ fn resource_busy(records: &[&ExecutionRecord], target: &str) -> Vec<Blocker> {
                 r.phase, r.name
             ),
             execution: r.name.clone(),
+            execution_namespace: r.namespace.clone(),
             clears_at: None,
             clearable: false,
         })
@@ -276,6 +281,7 @@ fn recently_remediated(
             format_go(policy.cooldown),
         ),
         execution: last.name.clone(),
+        execution_namespace: last.namespace.clone(),
         clears_at: Some(clears_at),
         clearable: false,
     })
@@ -305,6 +311,7 @@ fn execution_failure_blocker(r: &ExecutionRecord, target: &str) -> Blocker {
             r.name
         ),
         execution: r.name.clone(),
+        execution_namespace: r.namespace.clone(),
         clears_at: None,
         clearable: true,
     }
@@ -376,6 +383,7 @@ fn failure_streak(
         reason,
         message,
         execution: last.name.clone(),
+        execution_namespace: last.namespace.clone(),
         clears_at: Some(clears_at),
         clearable,
     })

@@ -144,6 +144,42 @@ pub struct FailureDetails {
     pub was_execution_failure: bool,
 }
 
+impl FailureDetails {
+    /// Details for a failure observed at `failed_at`; `started` as in
+    /// [`was_execution_failure`]. Task, step, exit code, elapsed time and summary are empty:
+    /// set the ones known, then call [`FailureDetails::with_summary`].
+    pub fn new(
+        reason: FailureReason,
+        message: impl Into<String>,
+        started: bool,
+        failed_at: Timestamp,
+    ) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            failed_task_index: None,
+            failed_task_name: None,
+            failed_step_name: None,
+            exit_code: None,
+            failed_at,
+            execution_time_before_failure: None,
+            natural_language_summary: String::new(),
+            was_execution_failure: was_execution_failure(reason, started),
+        }
+    }
+
+    /// Fills `natural_language_summary` from the current fields.
+    pub fn with_summary(mut self, workflow_id: &str, target: &str) -> Self {
+        self.natural_language_summary = natural_language_summary(workflow_id, target, Some(&self));
+        self
+    }
+
+    /// See [`retry_safe`].
+    pub fn retry_safe(&self) -> bool {
+        retry_safe(self.reason, self.was_execution_failure)
+    }
+}
+
 /// Did the failure happen after the workflow's code started (so it may have changed the
 /// target)? `started` is true only if the workflow container or a task actually started.
 ///

@@ -284,6 +284,8 @@ pub struct ExecutionRequest {
 pub struct ExecutionRecord {
     /// WorkflowExecution name; reported as the holder or cause of a block.
     pub name: String,
+    /// WorkflowExecution namespace.
+    pub namespace: String,
     /// Raw target string.
     pub target: String,
     /// Catalog workflow id.

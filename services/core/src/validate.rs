@@ -1,9 +1,9 @@
 //! Request validation with field-level violations, shaped for `google.rpc.BadRequest`.
 //!
 //! [`validate_request`] reports every violation, not only the first, so a caller can fix
-//! the whole request at once. Field paths are proto-style (`workflow_ref.container_image`,
-//! `parameters[FOO]`, `execution_config.dependencies.secrets[0]`); the prefixes are in
-//! [`fields`] so the gRPC layer can map them if its field names differ.
+//! the whole request at once. Field paths are the proto paths of `ExecuteWorkflowRequest`
+//! (`spec.workflow_ref.container_image`, `spec.parameters[FOO]`,
+//! `spec.execution_config.dependencies.secrets[0]`); the prefixes are in [`fields`].
 
 use std::time::Duration;
 
@@ -20,41 +20,42 @@ mod tests;
 #[cfg(test)]
 mod tests_config;
 
-/// Field paths used in violations.
+/// Field paths used in violations: the proto paths of `ExecuteWorkflowRequest`
+/// (`namespace` and `idempotency_key` at the top, everything else under `spec`).
 pub mod fields {
     #![allow(missing_docs)]
-    pub const RR_NAME: &str = "remediation_request_ref.name";
-    pub const RR_NAMESPACE: &str = "remediation_request_ref.namespace";
-    pub const RR_UID: &str = "remediation_request_ref.uid";
-    pub const WORKFLOW_ID: &str = "workflow_ref.workflow_id";
-    pub const WORKFLOW_NAME: &str = "workflow_ref.workflow_name";
-    pub const ACTION_TYPE: &str = "workflow_ref.action_type";
-    pub const VERSION: &str = "workflow_ref.version";
-    pub const CONTAINER_IMAGE: &str = "workflow_ref.container_image";
-    pub const ENGINE: &str = "engine";
-    pub const TARGET: &str = "target_resource";
-    pub const CLUSTER_ID: &str = "cluster_id";
-    /// Whole map (count); single entries are `parameters[KEY]`.
-    pub const PARAMETERS: &str = "parameters";
-    pub const SERVICE_ACCOUNT: &str = "execution_config.service_account_name";
-    pub const TIMEOUT: &str = "execution_config.timeout";
-    pub const TIMES_OUT_AT: &str = "execution_config.times_out_at";
+    pub const RR_NAME: &str = "spec.remediation_request_ref.name";
+    pub const RR_NAMESPACE: &str = "spec.remediation_request_ref.namespace";
+    pub const RR_UID: &str = "spec.remediation_request_ref.uid";
+    pub const WORKFLOW_ID: &str = "spec.workflow_ref.workflow_id";
+    pub const WORKFLOW_NAME: &str = "spec.workflow_ref.workflow_name";
+    pub const ACTION_TYPE: &str = "spec.workflow_ref.action_type";
+    pub const VERSION: &str = "spec.workflow_ref.version";
+    pub const CONTAINER_IMAGE: &str = "spec.workflow_ref.container_image";
+    pub const ENGINE: &str = "spec.execution_engine";
+    pub const TARGET: &str = "spec.target_resource";
+    pub const CLUSTER_ID: &str = "spec.cluster_id";
+    /// Whole map (count); single entries are `spec.parameters[KEY]`.
+    pub const PARAMETERS: &str = "spec.parameters";
+    pub const SERVICE_ACCOUNT: &str = "spec.execution_config.service_account_name";
+    pub const TIMEOUT: &str = "spec.execution_config.timeout";
+    pub const TIMES_OUT_AT: &str = "spec.execution_config.times_out_at";
     /// Entries are `…secrets[i]`.
-    pub const SECRETS: &str = "execution_config.dependencies.secrets";
+    pub const SECRETS: &str = "spec.execution_config.dependencies.secrets";
     /// Entries are `…config_maps[i]`.
-    pub const CONFIG_MAPS: &str = "execution_config.dependencies.config_maps";
+    pub const CONFIG_MAPS: &str = "spec.execution_config.dependencies.config_maps";
     /// Entries are `…requests[name]`.
-    pub const REQUESTS: &str = "execution_config.resources.requests";
+    pub const REQUESTS: &str = "spec.execution_config.resources.requests";
     /// Entries are `…limits[name]`.
-    pub const LIMITS: &str = "execution_config.resources.limits";
-    /// Entries are `…declared_parameter_names[NAME]`.
-    pub const DECLARED: &str = "execution_config.declared_parameter_names";
-    pub const CONFIDENCE: &str = "confidence";
-    pub const RATIONALE: &str = "rationale";
+    pub const LIMITS: &str = "spec.execution_config.resources.limits";
+    /// Entries are `…names[NAME]` (keyed by the name: the model holds a sorted set).
+    pub const DECLARED: &str = "spec.execution_config.declared_parameter_names.names";
+    pub const CONFIDENCE: &str = "spec.confidence";
+    pub const RATIONALE: &str = "spec.rationale";
     pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
     pub const NAMESPACE: &str = "namespace";
     /// The request as a whole (total size).
-    pub const REQUEST: &str = "request";
+    pub const REQUEST: &str = "spec";
 }
 
 /// Size and range limits.

@@ -7,24 +7,25 @@ use crate::failure::FailureReason;
 use crate::model::{ExecutionRecord, Phase};
 use BlockReason::*;
 
-const TARGET: &str = "default/Deployment/nginx";
-const WF: &str = "wf-restart";
+pub(super) const TARGET: &str = "default/Deployment/nginx";
+pub(super) const WF: &str = "wf-restart";
 
-fn now() -> Timestamp {
+pub(super) fn now() -> Timestamp {
     "2026-03-01T12:00:00Z"
         .parse()
         .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// `now` shifted by `secs` (negative = in the past).
-fn at(secs: i64) -> Timestamp {
+pub(super) fn at(secs: i64) -> Timestamp {
     now() + SignedDuration::from_secs(secs)
 }
 
-fn rec(name: &str, phase: Phase, ended_secs_ago: i64) -> ExecutionRecord {
+pub(super) fn rec(name: &str, phase: Phase, ended_secs_ago: i64) -> ExecutionRecord {
     let terminal = phase.is_terminal();
     ExecutionRecord {
         name: name.to_owned(),
+        namespace: "kubernaut-system".to_owned(),
         target: TARGET.to_owned(),
         workflow_id: WF.to_owned(),
         phase,
@@ -36,18 +37,18 @@ fn rec(name: &str, phase: Phase, ended_secs_ago: i64) -> ExecutionRecord {
     }
 }
 
-fn completed(name: &str, ago: i64) -> ExecutionRecord {
+pub(super) fn completed(name: &str, ago: i64) -> ExecutionRecord {
     rec(name, Phase::Completed, ago)
 }
 
-fn pre_fail(name: &str, ago: i64) -> ExecutionRecord {
+pub(super) fn pre_fail(name: &str, ago: i64) -> ExecutionRecord {
     ExecutionRecord {
         failure_reason: Some(FailureReason::ImagePullBackOff),
         ..rec(name, Phase::Failed, ago)
     }
 }
 
-fn exec_fail(name: &str, ago: i64) -> ExecutionRecord {
+pub(super) fn exec_fail(name: &str, ago: i64) -> ExecutionRecord {
     ExecutionRecord {
         failure_reason: Some(FailureReason::TaskFailed),
         was_execution_failure: true,
@@ -55,7 +56,7 @@ fn exec_fail(name: &str, ago: i64) -> ExecutionRecord {
     }
 }
 
-fn cancelled(name: &str, ago: i64, started: bool) -> ExecutionRecord {
+pub(super) fn cancelled(name: &str, ago: i64, started: bool) -> ExecutionRecord {
     ExecutionRecord {
         failure_reason: Some(FailureReason::Cancelled),
         was_execution_failure: started,
@@ -63,14 +64,14 @@ fn cancelled(name: &str, ago: i64, started: bool) -> ExecutionRecord {
     }
 }
 
-fn cleared(r: ExecutionRecord) -> ExecutionRecord {
+pub(super) fn cleared(r: ExecutionRecord) -> ExecutionRecord {
     ExecutionRecord {
         block_cleared: true,
         ..r
     }
 }
 
-fn decide_now(history: &[ExecutionRecord]) -> AdmissionDecision {
+pub(super) fn decide_now(history: &[ExecutionRecord]) -> AdmissionDecision {
     decide(
         &AdmissionPolicy::default(),
         TARGET,
@@ -82,7 +83,7 @@ fn decide_now(history: &[ExecutionRecord]) -> AdmissionDecision {
 }
 
 /// (reason, execution, clears_at) of every blocker, for compact assertions.
-fn summary(d: &AdmissionDecision) -> Vec<(BlockReason, &str, Option<Timestamp>)> {
+pub(super) fn summary(d: &AdmissionDecision) -> Vec<(BlockReason, &str, Option<Timestamp>)> {
     d.blockers
         .iter()
         .map(|b| (b.reason, b.execution.as_str(), b.clears_at))
@@ -210,6 +211,20 @@ fn resource_busy_names_every_holder() {
     );
     assert!(!d.blockers[0].clearable);
     assert_eq!(d.retry_at(), None);
+}
+
+#[test]
+fn blocker_carries_the_execution_namespace() {
+    let mut holder = rec("wfe-run", Phase::Running, 0);
+    holder.namespace = "team-a".into();
+    let d = decide_now(&[holder]);
+    assert_eq!(
+        (
+            d.blockers[0].execution.as_str(),
+            d.blockers[0].execution_namespace.as_str()
+        ),
+        ("wfe-run", "team-a")
+    );
 }
 
 #[test]
@@ -520,149 +535,4 @@ fn max_consecutive_failures_is_configurable() {
         &mut FixedJitter(0.0),
     );
     assert_eq!(summary(&d), [(ExhaustedRetries, "f1", Some(at(3590)))]);
-}
-
-#[test]
-fn combination_every_blocker_is_named_in_rule_order() {
-    let history = [
-        completed("done", 120),
-        exec_fail("bad", 100),
-        pre_fail("pre", 20),
-        rec("holder", Phase::Running, 0),
-    ];
-    let d = decide_now(&history);
-    assert_eq!(
-        summary(&d),
-        [
-            (ResourceBusy, "holder", None),
-            (RecentlyRemediated, "done", Some(at(180))),
-            (PreviousExecutionFailed, "bad", None),
-            (ExponentialBackoff, "pre", Some(at(40))),
-        ]
-    );
-    assert_eq!(d.retry_at(), None);
-}
-
-#[test]
-fn combination_busy_and_backoff_and_exhausted() {
-    let history = [
-        pre_fail("f1", 700),
-        pre_fail("f2", 500),
-        pre_fail("f3", 100),
-        rec("p", Phase::Pending, 0),
-    ];
-    let d = decide_now(&history);
-    assert_eq!(
-        summary(&d),
-        [
-            (ResourceBusy, "p", None),
-            (ExhaustedRetries, "f3", Some(at(3500)))
-        ]
-    );
-}
-
-#[test]
-fn combination_timed_blockers_give_retry_at_of_the_latest() {
-    let history = [completed("done", 60), pre_fail("pre", 30)];
-    // Completed is newer than... no: `pre` ended after `done`, so the streak is 1.
-    let d = decide_now(&history);
-    assert_eq!(
-        summary(&d),
-        [
-            (RecentlyRemediated, "done", Some(at(240))),
-            (ExponentialBackoff, "pre", Some(at(30)))
-        ]
-    );
-    assert_eq!(d.retry_at(), Some(at(240)));
-}
-
-#[test]
-fn combination_success_after_failures_leaves_only_cooldown() {
-    let history = [
-        exec_fail("bad", 900),
-        pre_fail("f1", 800),
-        pre_fail("f2", 700),
-        pre_fail("f3", 600),
-        completed("ok", 30),
-    ];
-    let d = decide_now(&history);
-    assert_eq!(summary(&d), [(RecentlyRemediated, "ok", Some(at(270)))]);
-}
-
-#[test]
-fn combination_clear_lifts_failure_blocks_but_not_busy_or_cooldown() {
-    let history = [
-        completed("done", 200),
-        cleared(exec_fail("bad", 100)),
-        rec("holder", Phase::Running, 0),
-    ];
-    let d = decide_now(&history);
-    assert_eq!(
-        summary(&d),
-        [
-            (ResourceBusy, "holder", None),
-            (RecentlyRemediated, "done", Some(at(100)))
-        ]
-    );
-}
-
-#[test]
-fn decision_does_not_depend_on_history_order() {
-    let mut history = vec![
-        pre_fail("f1", 700),
-        exec_fail("bad", 900),
-        pre_fail("f2", 30),
-        completed("ok", 1000),
-    ];
-    let first = decide_now(&history);
-    history.reverse();
-    assert_eq!(decide_now(&history), first);
-    history.swap(0, 2);
-    assert_eq!(decide_now(&history), first);
-}
-
-#[test]
-fn record_without_completion_time_uses_creation_time() {
-    let mut r = pre_fail("f1", 0);
-    r.completed_at = None;
-    r.created_at = at(-50);
-    let d = decide_now(&[r]);
-    assert_eq!(summary(&d), [(ExponentialBackoff, "f1", Some(at(10)))]);
-}
-
-#[test]
-fn block_reason_wire_values() {
-    let cases = [
-        (ResourceBusy, "ResourceBusy", "TargetResourceBusy", false),
-        (
-            RecentlyRemediated,
-            "RecentlyRemediated",
-            "RecentlyRemediated",
-            false,
-        ),
-        (
-            PreviousExecutionFailed,
-            "PreviousExecutionFailed",
-            "PreviousExecutionFailed",
-            true,
-        ),
-        (
-            ExponentialBackoff,
-            "ExponentialBackoff",
-            "ExponentialBackoff",
-            false,
-        ),
-        (
-            ExhaustedRetries,
-            "ExhaustedRetries",
-            "ExhaustedRetries",
-            true,
-        ),
-    ];
-    for (r, wire, cond, clearable) in cases {
-        assert_eq!(
-            (r.as_str(), r.condition_reason(), r.clearable()),
-            (wire, cond, clearable)
-        );
-    }
 }

@@ -250,3 +250,24 @@ fn summary_says_whether_the_target_changed() {
     assert!(post.contains("may have been partially changed"), "{post}");
     assert!(post.contains("cancelled while running"), "{post}");
 }
+
+#[test]
+fn new_classifies_and_with_summary_fills_the_summary() {
+    let at = Timestamp::UNIX_EPOCH;
+    let d = FailureDetails::new(ImagePullBackOff, "pull failed", true, at)
+        .with_summary("wf", "ns/Kind/x");
+    assert!(
+        !d.was_execution_failure,
+        "nothing ran even though the pod started"
+    );
+    assert!(d.retry_safe());
+    assert!(
+        d.natural_language_summary.contains("Error: pull failed"),
+        "{}",
+        d.natural_language_summary
+    );
+    let d = FailureDetails::new(Forbidden, "denied", true, at);
+    assert!(d.was_execution_failure);
+    assert!(!d.retry_safe());
+    assert!(d.natural_language_summary.is_empty());
+}

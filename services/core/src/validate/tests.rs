@@ -250,17 +250,22 @@ fn parameter_rules() {
         assert_one(
             k,
             &set(k, "v"),
-            &format!("parameters[{k}]"),
+            &format!("spec.parameters[{k}]"),
             "UPPER_SNAKE_CASE",
         );
     }
     for k in ["TARGET_RESOURCE", "HOME", "TMPDIR"] {
-        assert_one(k, &set(k, "v"), &format!("parameters[{k}]"), "reserved");
+        assert_one(
+            k,
+            &set(k, "v"),
+            &format!("spec.parameters[{k}]"),
+            "reserved",
+        );
     }
     assert_one(
         "long name",
         &set(&"A".repeat(129), "v"),
-        &format!("parameters[{}]", "A".repeat(129)),
+        &format!("spec.parameters[{}]", "A".repeat(129)),
         "at most 128",
     );
     assert!(set("REPLICAS_2", "").is_empty(), "empty value is fine");
@@ -271,10 +276,10 @@ fn parameter_rules() {
     assert_one(
         "too big",
         &set("BIG", &"x".repeat(4097)),
-        "parameters[BIG]",
+        "spec.parameters[BIG]",
         "at most 4096 bytes",
     );
-    assert_one("nul", &set("NUL", "a\0b"), "parameters[NUL]", "NUL");
+    assert_one("nul", &set("NUL", "a\0b"), "spec.parameters[NUL]", "NUL");
 }
 
 #[test]
@@ -399,7 +404,7 @@ fn collects_every_violation() {
             fields::ENGINE,
             fields::TARGET,
             fields::NAMESPACE,
-            "parameters[lower]",
+            "spec.parameters[lower]",
             fields::CONFIDENCE,
         ]
     );

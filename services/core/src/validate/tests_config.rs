@@ -84,19 +84,19 @@ fn dependency_names() {
         (
             "bad secret",
             |r| r.execution_config.dependencies.secrets = vec!["ok".into(), "Bad_Secret".into()],
-            "execution_config.dependencies.secrets[1]",
+            "spec.execution_config.dependencies.secrets[1]",
             "DNS-1123",
         ),
         (
             "empty secret",
             |r| r.execution_config.dependencies.secrets = vec![String::new()],
-            "execution_config.dependencies.secrets[0]",
+            "spec.execution_config.dependencies.secrets[0]",
             "required",
         ),
         (
             "bad config map",
             |r| r.execution_config.dependencies.config_maps = vec!["cm.".into()],
-            "execution_config.dependencies.config_maps[0]",
+            "spec.execution_config.dependencies.config_maps[0]",
             "DNS-1123",
         ),
         (
@@ -141,8 +141,8 @@ fn resource_requirements() {
     assert_eq!(
         fields_of(&v),
         [
-            "execution_config.resources.requests[cpu]",
-            "execution_config.resources.limits[Bad Name]"
+            "spec.execution_config.resources.requests[cpu]",
+            "spec.execution_config.resources.limits[Bad Name]"
         ]
     );
     assert!(v[0].description.contains("not a valid quantity"));
@@ -164,8 +164,8 @@ fn declared_parameter_names() {
     assert_eq!(
         fields_of(&v),
         [
-            "execution_config.declared_parameter_names[HOME]",
-            "execution_config.declared_parameter_names[bad-name]"
+            "spec.execution_config.declared_parameter_names.names[HOME]",
+            "spec.execution_config.declared_parameter_names.names[bad-name]"
         ]
     );
     let many: BTreeSet<String> = (0..257).map(|i| format!("P{i}")).collect();
