@@ -313,3 +313,39 @@ pub fn classify_tekton_message(reason: &str, message: &str) -> FailureReason {
         FailureReason::Unknown
     }
 }
+
+/// What a job-agent observed about a failed Job and its pod, as plain strings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobFailureSignals<'a> {
+    /// Reason of the Job's `Failed` condition, e.g. `BackoffLimitExceeded`, `DeadlineExceeded`.
+    pub condition_reason: &'a str,
+    /// Message of that condition or of the pod's failure.
+    pub message: &'a str,
+    /// `state.terminated.reason` of the workflow container, e.g. `OOMKilled`, `Error`.
+    pub terminated_reason: Option<&'a str>,
+    /// `state.waiting.reason` of the workflow container, e.g. `ImagePullBackOff`.
+    pub waiting_reason: Option<&'a str>,
+    /// `state.terminated.exitCode` of the workflow container.
+    pub exit_code: Option<i32>,
+}
+
+/// Classifies a failed Job from container and condition signals. Upstream classified every
+/// Job failure as `Unknown`; container states say much more. Falls back to the keyword rules
+/// of [`classify_tekton_message`] on the condition reason and message.
+pub fn classify_job_failure(s: &JobFailureSignals<'_>) -> FailureReason {
+    match (s.terminated_reason, s.waiting_reason, s.condition_reason) {
+        (Some("OOMKilled"), _, _) => FailureReason::OOMKilled,
+        (_, Some("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName"), _) => {
+            FailureReason::ImagePullBackOff
+        }
+        (_, Some("CreateContainerConfigError" | "CreateContainerError"), _) => {
+            FailureReason::ConfigurationError
+        }
+        (_, _, "DeadlineExceeded") => FailureReason::DeadlineExceeded,
+        _ if s.exit_code.is_some_and(|c| c != 0) => FailureReason::TaskFailed,
+        (_, _, "BackoffLimitExceeded") if s.terminated_reason.is_some() => {
+            FailureReason::TaskFailed
+        }
+        _ => classify_tekton_message(s.condition_reason, s.message),
+    }
+}

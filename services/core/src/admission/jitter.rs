@@ -18,10 +18,9 @@ impl Jitter for FixedJitter {
     }
 }
 
-/// A deterministic factor derived from a seed string, e.g. the name of the failed execution
-/// the backoff starts from. Preflight and ExecuteWorkflow then compute the same clear time
-/// (a fresh random draw per call would make the promised time move), while different
-/// targets still spread out.
+/// A deterministic factor sequence derived from a seed string. Seed it with the target:
+/// Preflight and ExecuteWorkflow then promise the same clear time (a fresh random draw per
+/// call would make the promised time move), while different targets still spread out.
 #[derive(Debug, Clone)]
 pub struct SeededJitter {
     seed: String,

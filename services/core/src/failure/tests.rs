@@ -271,3 +271,112 @@ fn new_classifies_and_with_summary_fills_the_summary() {
     assert!(!d.retry_safe());
     assert!(d.natural_language_summary.is_empty());
 }
+
+#[test]
+fn job_classifier_table() {
+    let base = JobFailureSignals::default();
+    let cases = [
+        (
+            "oom",
+            JobFailureSignals {
+                terminated_reason: Some("OOMKilled"),
+                exit_code: Some(137),
+                condition_reason: "BackoffLimitExceeded",
+                ..base
+            },
+            OOMKilled,
+        ),
+        (
+            "image",
+            JobFailureSignals {
+                waiting_reason: Some("ErrImagePull"),
+                condition_reason: "DeadlineExceeded",
+                ..base
+            },
+            ImagePullBackOff,
+        ),
+        (
+            "backoff image",
+            JobFailureSignals {
+                waiting_reason: Some("ImagePullBackOff"),
+                ..base
+            },
+            ImagePullBackOff,
+        ),
+        (
+            "bad secret ref",
+            JobFailureSignals {
+                waiting_reason: Some("CreateContainerConfigError"),
+                ..base
+            },
+            ConfigurationError,
+        ),
+        (
+            "deadline",
+            JobFailureSignals {
+                condition_reason: "DeadlineExceeded",
+                terminated_reason: Some("Error"),
+                exit_code: Some(143),
+                ..base
+            },
+            DeadlineExceeded,
+        ),
+        (
+            "exit 1",
+            JobFailureSignals {
+                condition_reason: "BackoffLimitExceeded",
+                terminated_reason: Some("Error"),
+                exit_code: Some(1),
+                ..base
+            },
+            TaskFailed,
+        ),
+        (
+            "terminated, no code",
+            JobFailureSignals {
+                condition_reason: "BackoffLimitExceeded",
+                terminated_reason: Some("Error"),
+                ..base
+            },
+            TaskFailed,
+        ),
+        (
+            "quota at pod creation",
+            JobFailureSignals {
+                condition_reason: "FailedCreate",
+                message: "pods is forbidden: exceeded quota",
+                ..base
+            },
+            Forbidden,
+        ),
+        (
+            "quota only",
+            JobFailureSignals {
+                condition_reason: "FailedCreate",
+                message: "exceeded quota: compute",
+                ..base
+            },
+            ResourceExhausted,
+        ),
+        (
+            "nothing known",
+            JobFailureSignals {
+                condition_reason: "BackoffLimitExceeded",
+                message: "Job has reached the specified backoff limit",
+                ..base
+            },
+            Unknown,
+        ),
+        (
+            "exit 0 is not a failure signal",
+            JobFailureSignals {
+                exit_code: Some(0),
+                ..base
+            },
+            Unknown,
+        ),
+    ];
+    for (name, signals, want) in cases {
+        assert_eq!(classify_job_failure(&signals), want, "{name}");
+    }
+}
