@@ -1,1 +1,55 @@
-//! Embedded Kubernetes-compatible API server for development and tests.
+//! Embedded Kubernetes-compatible API server for **development and tests only**.
+//!
+//! Production runs on a real Kubernetes cluster. This crate exists because the machines of this
+//! project have no cluster and no container engine, while our services talk to Kubernetes
+//! through kube-rs and must be exercised over real HTTP. The sandbox speaks enough of the
+//! Kubernetes REST API for kube-rs, kubectl and the Python `kubernetes` client: discovery,
+//! CRUD + patch (merge, JSON, strategic-as-merge, server-side apply approximated as a merge),
+//! list with selectors and pagination, watch with bookmarks and 410 Gone, status subresources,
+//! finalizers and garbage collection, CRDs with schema validation, and Table output.
+//!
+//! ```text
+//!  kube-rs / kubectl / python ──HTTP──► api (router, handlers, watch streams, tables)
+//!                                        │ objects (server-set metadata, schema checks)
+//!                                        ▼
+//!                                      store (objects, global rv, history ring) ──► watch streams
+//!                                        │ sinks (every event, in order)
+//!                                        ├──► gc (owners, foreground, namespaces, CRD cleanup)
+//!                                        └──► persist (optional: snapshot + append log)
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let sb = wfe_sandbox::Sandbox::start(wfe_sandbox::SandboxConfig::default()).await?;
+//! let client = sb.kube_client()?; // a kube::Client pointing at the sandbox, no auth
+//! println!("serving on {}", sb.url());
+//! sb.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Known differences from a real API server: no authentication/authorisation, no admission
+//! webhooks, no protobuf, no CRD version conversion (all versions share one stored form), no
+//! managedFields/field ownership (server-side apply merges the applied config and never reports
+//! conflicts), strategic merge patches replace lists instead of merging them by key, and
+//! only the CEL rule `self == oldSelf` is evaluated.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod api;
+pub mod controllers;
+pub mod error;
+mod gc;
+pub mod jsonpath;
+pub mod lifecycle;
+pub mod meta;
+pub mod objects;
+pub mod patch;
+pub mod persist;
+pub mod resources;
+pub mod schema;
+pub mod selector;
+pub mod store;
+
+mod sandbox;
+
+pub use sandbox::{Sandbox, SandboxConfig, SandboxError};

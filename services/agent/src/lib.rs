@@ -1,0 +1,177 @@
+//! The runtime both executor agents share.
+//!
+//! ```text
+//!            SIGTERM ─► shutdown token
+//!                           │
+//!  workflow-api ◄══ Session stream ══► runtime actor (ledger: slots + fencing,
+//!   (Assign/Cancel/Release ▼            book: latest/sent reports, backoff)
+//!    Hello/Ack/Status/Heartbeat ▲          │ spawn start/cancel/release    ▲ reports
+//!                                          ▼                               │
+//!                                     Executor (job / tekton) ── reflectors (kube-rs)
+//!  admin port: /livez /readyz /metrics + grpc.health.v1
+//! ```
+//!
+//! The launcher calls [`run`] with the parsed [`AgentArgs`], an [`Executor`] and a shutdown
+//! token; the first cancellation of the token starts the drain.
+
+pub mod admin;
+pub mod args;
+pub mod backoff;
+pub mod book;
+pub mod executor;
+pub mod health;
+pub mod ledger;
+pub mod metrics;
+pub mod primitive;
+mod runtime;
+pub mod session;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use args::AgentArgs;
+pub use executor::{Availability, Executor, ExecutorError};
+pub use health::{Health, Readiness};
+pub use runtime::AgentConfig;
+
+/// Capacity of the executor → runtime report channel.
+const REPORT_CHANNEL: usize = 1024;
+
+impl AgentConfig {
+    /// The configuration the flags describe.
+    pub fn from_args(args: &AgentArgs) -> Self {
+        Self {
+            dial: session::Dial {
+                url: args.api_url.clone(),
+                token_file: args.token_file.clone(),
+                tls_ca: args.tls_ca.clone(),
+            },
+            agent_id: args.resolved_agent_id(),
+            cluster_id: args.cluster_id.clone(),
+            capacity: args.capacity,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            drain_timeout: args.drain_timeout(),
+            backoff: backoff::Backoff::default(),
+        }
+    }
+}
+
+/// Runs an agent: admin port on `args.admin_addr`, then [`run_with`].
+pub async fn run(
+    args: &AgentArgs,
+    executor: Arc<dyn Executor>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding admin port {}", args.admin_addr))?;
+    run_with(AgentConfig::from_args(args), executor, listener, shutdown).await
+}
+
+/// Runs an agent with an already bound admin listener (tests and in-process launchers
+/// bind port 0). Returns after the drain that follows `shutdown`.
+pub async fn run_with(
+    cfg: AgentConfig,
+    executor: Arc<dyn Executor>,
+    admin_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut registry = Registry::default();
+    let metrics = metrics::Metrics::register(&mut registry);
+    let health = Health::default();
+    let admin_stop = CancellationToken::new();
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        health.clone(),
+        Arc::new(registry),
+        admin_stop.clone(),
+    ));
+    let result = run_agent(cfg, executor, health, metrics, shutdown).await;
+    admin_stop.cancel();
+    match admin.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "admin port failed"),
+        Err(e) => tracing::warn!(error = %e, "admin task failed"),
+        Ok(Ok(())) => {}
+    }
+    result
+}
+
+async fn run_agent(
+    cfg: AgentConfig,
+    executor: Arc<dyn Executor>,
+    health: Health,
+    metrics: metrics::Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let availability = executor.availability().await;
+    if let Availability::Unavailable(why) = &availability {
+        tracing::warn!(reason = %why, engine = executor.engine(), "engine unavailable");
+        let why = why.clone();
+        health.update(|r| r.unavailable = Some(why));
+    }
+    let (reports_tx, reports_rx) = mpsc::channel(REPORT_CHANNEL);
+    let observe_stop = CancellationToken::new();
+    let observer = (availability == Availability::Available)
+        .then(|| tokio::spawn(executor.clone().observe(reports_tx, observe_stop.clone())));
+    if observer.is_some() {
+        tokio::select! {
+            () = executor.synced() => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
+    health.update(|r| r.synced = true);
+    tracing::info!(agent = %cfg.agent_id, engine = executor.engine(), "watches synced");
+    runtime::Agent::new(cfg, executor, availability, reports_rx, health, metrics)
+        .run(shutdown)
+        .await;
+    observe_stop.cancel();
+    if let Some(observer) = observer {
+        match observer.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "observer ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "observer task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Installs a tracing subscriber reading `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+/// A token cancelled on the first SIGTERM or Ctrl-C (the drain); a second signal exits.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        wait_signal().await;
+        tracing::info!("shutdown signal: draining");
+        t.cancel();
+        wait_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

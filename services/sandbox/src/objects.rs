@@ -1,0 +1,297 @@
+//! Server-owned rules for object contents on create and update: metadata the server sets,
+//! status-subresource separation, generation, schema validation, and side effects of CRDs and
+//! namespaces.
+
+use serde_json::{Value, json};
+
+use crate::api::App;
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::meta::{self, meta_str, remove_meta, set_meta};
+use crate::resources::{ResourceInfo, crd};
+use crate::schema;
+use crate::store::{Obj, ObjKey, ResKey};
+
+/// Metadata fields clients may not set on create.
+const SERVER_SET: &[&str] = &[
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "managedFields",
+    "generation",
+];
+
+/// Turn a create request body into the object to store.
+pub fn prepare_create(
+    app: &App,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    mut obj: Value,
+) -> ApiResult<Value> {
+    check_type(info, &mut obj)?;
+    let name = match (
+        meta_str(&obj, "name").filter(|n| !n.is_empty()),
+        meta_str(&obj, "generateName").filter(|n| !n.is_empty()),
+    ) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(prefix)) => meta::generate_name(prefix),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                &info.group,
+                &info.kind,
+                "",
+                vec![Cause::new(
+                    "metadata.name",
+                    "FieldValueRequired",
+                    "Required value: name or generateName is required",
+                )],
+            ));
+        }
+    };
+    let bad_name = if info.plural == "namespaces" {
+        meta::check_label(&name, "metadata.name")
+    } else {
+        meta::check_subdomain(&name, "metadata.name")
+    };
+    if let Some(cause) = bad_name {
+        return Err(ApiError::invalid(
+            &info.group,
+            &info.kind,
+            &name,
+            vec![cause],
+        ));
+    }
+    set_meta(&mut obj, "name", json!(name));
+    place_in_namespace(app, info, ns, &mut obj)?;
+    for field in SERVER_SET {
+        remove_meta(&mut obj, field);
+    }
+    set_meta(&mut obj, "uid", json!(uuid::Uuid::new_v4().to_string()));
+    set_meta(&mut obj, "creationTimestamp", json!(meta::now_rfc3339()));
+    set_meta(&mut obj, "generation", json!(1));
+    initial_status(info, &mut obj);
+    check_contents(info, &mut obj, None)?;
+    Ok(obj)
+}
+
+/// kind/apiVersion must match the URL (when given); fill them in otherwise.
+fn check_type(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
+    let want_av = info.api_version();
+    if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+        && kind != info.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            info.kind
+        )));
+    }
+    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str)
+        && av != want_av
+    {
+        let same_group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("") == info.group;
+        if !same_group {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({want_av})"
+            )));
+        }
+    }
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("apiVersion".into(), json!(want_av));
+        map.insert("kind".into(), json!(info.kind));
+    }
+    Ok(())
+}
+
+fn place_in_namespace(
+    app: &App,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    obj: &mut Value,
+) -> ApiResult<()> {
+    if !info.namespaced {
+        remove_meta(obj, "namespace");
+        return Ok(());
+    }
+    let ns = ns.unwrap_or_default();
+    if let Some(body_ns) = meta_str(obj, "namespace").filter(|n| !n.is_empty())
+        && body_ns != ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    let namespace = app
+        .store
+        .get(&ResKey::new("", "namespaces"), &ObjKey::new("", ns))
+        .ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
+    if meta::is_deleting(&namespace) {
+        return Err(ApiError::forbidden(format!(
+            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            info.plural,
+            meta_str(obj, "name").unwrap_or_default()
+        )));
+    }
+    set_meta(obj, "namespace", json!(ns));
+    Ok(())
+}
+
+/// Status the server sets on create (clients cannot set status when it is a subresource).
+fn initial_status(info: &ResourceInfo, obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    if info.status_subresource {
+        map.remove("status");
+    }
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("", "namespaces") => {
+            map.insert("status".into(), json!({"phase": "Active"}));
+            map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+        }
+        ("", "pods") => {
+            map.insert(
+                "status".into(),
+                json!({"phase": "Pending", "qosClass": "BestEffort"}),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Schema validation for custom resources and CRD checks; prunes and defaults in place.
+fn check_contents(info: &ResourceInfo, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {
+    let name = meta_str(obj, "name").unwrap_or_default().to_string();
+    let causes = if let Some(schema) = &info.schema {
+        schema::prune(schema, obj, true);
+        schema::apply_defaults(schema, obj);
+        schema::validate(schema, obj, old, "")
+    } else if info.plural == "customresourcedefinitions" && info.group == "apiextensions.k8s.io" {
+        let causes = crd::validate(obj);
+        if causes.is_empty() && old.is_none() {
+            let status = crd::established_status(obj, &meta::now_rfc3339());
+            obj["status"] = status;
+        }
+        causes
+    } else {
+        Vec::new()
+    };
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&info.group, &info.kind, &name, causes))
+    }
+}
+
+/// Build the object to store from the current one and the client's intended object.
+pub fn prepare_update(
+    info: &ResourceInfo,
+    sub: Option<&str>,
+    cur: &Value,
+    proposed: Value,
+) -> ApiResult<Value> {
+    let mut next = if sub.is_some() {
+        // Status writes change only status (and, for namespaces/finalize, spec).
+        let mut next = cur.clone();
+        for field in ["status"].iter().chain(if info.plural == "namespaces" {
+            ["spec"].iter()
+        } else {
+            [].iter()
+        }) {
+            match proposed.get(*field) {
+                Some(v) => next[*field] = v.clone(),
+                None => {
+                    next.as_object_mut().map(|m| m.remove(*field));
+                }
+            }
+        }
+        next
+    } else {
+        let mut next = proposed;
+        if !next.is_object() {
+            return Err(ApiError::bad_request("the object must be a JSON object"));
+        }
+        if info.status_subresource {
+            match cur.get("status") {
+                Some(s) => next["status"] = s.clone(),
+                None => {
+                    next.as_object_mut().map(|m| m.remove("status"));
+                }
+            }
+        }
+        keep_server_metadata(cur, &mut next);
+        next
+    };
+    if let Some(map) = next.as_object_mut() {
+        map.insert("apiVersion".into(), json!(info.api_version()));
+        map.insert("kind".into(), json!(info.kind));
+    }
+    let generation = cur
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let bump = meta::spec_changed(cur, &next, info.status_subresource);
+    set_meta(
+        &mut next,
+        "generation",
+        json!(if bump { generation + 1 } else { generation }),
+    );
+    check_contents(info, &mut next, Some(cur))?;
+    Ok(next)
+}
+
+/// Identity and lifecycle metadata is owned by the server.
+fn keep_server_metadata(cur: &Value, next: &mut Value) {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
+        match cur.pointer(&format!("/metadata/{field}")) {
+            Some(v) => set_meta(next, field, v.clone()),
+            None => remove_meta(next, field),
+        }
+    }
+    remove_meta(next, "managedFields");
+    remove_meta(next, "selfLink");
+}
+
+/// Side effects of a committed create or update.
+pub fn after_write(app: &App, info: &ResourceInfo, stored: &Obj) {
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            let name = meta_str(stored, "name").unwrap_or_default();
+            app.registry.set_crd(name, crd::resources(stored));
+        }
+        ("", "namespaces")
+            if meta_str(stored, "resourceVersion").is_some() && !meta::is_deleting(stored) =>
+        {
+            ensure_default_service_account(app, meta_str(stored, "name").unwrap_or_default());
+        }
+        _ => {}
+    }
+}
+
+fn ensure_default_service_account(app: &App, ns: &str) {
+    let res = ResKey::new("", "serviceaccounts");
+    let key = ObjKey::new(ns, "default");
+    if app.store.get(&res, &key).is_some() {
+        return;
+    }
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns,
+        "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": meta::now_rfc3339()}});
+    // AlreadyExists means a concurrent writer created it; either way it exists.
+    let _ = app.store.create(&res, &key, sa);
+}
+
+/// Side effects of a committed delete that the HTTP path can do synchronously.
+pub fn after_delete(app: &App, info: &ResourceInfo, gone: &Obj) {
+    if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
+        app.registry
+            .set_crd(meta_str(gone, "name").unwrap_or_default(), Vec::new());
+    }
+}

@@ -1,0 +1,294 @@
+//! Starting and stopping a sandbox instance.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, App};
+use crate::persist::{PersistError, Persistence};
+use crate::resources::Registry;
+use crate::store::{ObjKey, ResKey, Store};
+
+/// How a sandbox instance is set up.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Address to listen on; port 0 picks a free port (the default, for tests).
+    pub listen: SocketAddr,
+    /// Keep objects across restarts in this directory; in memory when None.
+    pub data_dir: Option<PathBuf>,
+    /// Watch events kept for resuming watches; older resourceVersions get 410 Gone.
+    pub history_size: usize,
+    /// How often idle watches that allow bookmarks receive a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// CustomResourceDefinition objects installed at start (replacing same-named ones).
+    pub crds: Vec<Value>,
+    /// Run the simulated Job controller and kubelet.
+    pub job_controller: bool,
+    /// Run the simulated Tekton controller.
+    pub tekton_controller: bool,
+    /// Install the Tekton PipelineRun/TaskRun CRDs at start when the Tekton controller runs
+    /// (off: test the "Tekton CRDs missing" path).
+    pub install_tekton_crds: bool,
+    /// Multiplies every simulated controller delay, `SANDBOX_DURATION` included (0 = instant).
+    pub time_scale: f64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            history_size: 10_000,
+            bookmark_interval: Duration::from_secs(10),
+            crds: Vec::new(),
+            job_controller: true,
+            tekton_controller: true,
+            install_tekton_crds: true,
+            time_scale: 1.0,
+        }
+    }
+}
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The data directory could not be loaded or written.
+    #[error("persistence: {0}")]
+    Persistence(#[from] PersistError),
+    /// A pre-installed CRD was rejected.
+    #[error("invalid CRD: {0}")]
+    Crd(String),
+}
+
+/// A running sandbox: an API server on a local port plus its background tasks.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    app: Arc<App>,
+    server: JoinHandle<()>,
+    gc: JoinHandle<()>,
+    persistence: Option<Persistence>,
+    controllers: Option<crate::controllers::ControllerHandle>,
+}
+
+impl Sandbox {
+    /// Bind, load persisted state, install CRDs and start serving.
+    pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let store = Arc::new(Store::new(config.history_size));
+        let persistence = match &config.data_dir {
+            Some(dir) => Some(Persistence::open(dir, &store)?),
+            None => None,
+        };
+        let app = Arc::new(App {
+            store: store.clone(),
+            registry: Arc::new(Registry::with_builtins()),
+            bookmark_interval: config.bookmark_interval,
+            shutdown: CancellationToken::new(),
+        });
+        restore_registry(&app);
+        bootstrap(&app, &config.crds)?;
+        if config.tekton_controller && config.install_tekton_crds {
+            for crd in crate::controllers::tekton_crds() {
+                let crd =
+                    serde_json::to_value(crd).map_err(|e| SandboxError::Crd(e.to_string()))?;
+                install_crd(&app, crd)?;
+            }
+        }
+        let (gc_tx, gc_rx) = tokio::sync::mpsc::unbounded_channel();
+        store.add_sink(gc_tx);
+        let gc = tokio::spawn(crate::gc::run(app.clone(), gc_rx));
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SandboxError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let router = api::router(app.clone());
+        let token = app.shutdown.clone();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { token.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "sandbox server stopped");
+            }
+        });
+        tracing::info!(%addr, "sandbox API server listening");
+        let controllers = start_controllers(&config, addr);
+        Ok(Self {
+            addr,
+            app,
+            server,
+            gc,
+            persistence,
+            controllers,
+        })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A kube-rs client for this sandbox (plain HTTP, no auth, default namespace `default`).
+    pub fn kube_client(&self) -> Result<kube::Client, kube::Error> {
+        let uri: http::Uri = self
+            .url()
+            .parse()
+            .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        let config = kube::Config::new(uri);
+        kube::Client::try_from(config)
+    }
+
+    /// The object store (for tests and in-process tooling).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.app.store
+    }
+
+    /// Shared server state (for in-process controllers).
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Test hook: forget the watch history and end open watches with 410 Gone, forcing clients
+    /// to relist as after a real API server's watch cache compaction.
+    pub fn expire_watches(&self) {
+        self.app.store.expire_watches();
+    }
+
+    /// Stop serving, end watches, and flush persistence. Nothing acknowledged is lost.
+    pub async fn shutdown(mut self) {
+        if let Some(controllers) = self.controllers.take() {
+            controllers.shutdown().await;
+        }
+        self.app.shutdown.cancel();
+        let _ = self.server.await;
+        let _ = self.gc.await;
+        self.app.store.close_sinks();
+        if let Some(p) = self.persistence {
+            let _ = tokio::task::spawn_blocking(move || p.finish()).await;
+        }
+    }
+}
+
+/// Start the simulated controllers enabled in `config`, as kube-rs clients of this server.
+fn start_controllers(
+    config: &SandboxConfig,
+    addr: SocketAddr,
+) -> Option<crate::controllers::ControllerHandle> {
+    if !config.job_controller && !config.tekton_controller {
+        return None;
+    }
+    let client = match client_for(addr) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "cannot build a client for the simulated controllers");
+            return None;
+        }
+    };
+    let cfg = crate::controllers::ControllerConfig {
+        job: config.job_controller,
+        tekton: config.tekton_controller,
+        time_scale: config.time_scale,
+        ..Default::default()
+    };
+    Some(crate::controllers::start(client, cfg))
+}
+
+fn client_for(addr: SocketAddr) -> Result<kube::Client, kube::Error> {
+    let uri: http::Uri = format!("http://{addr}")
+        .parse()
+        .map_err(|e| kube::Error::Service(Box::new(e)))?;
+    kube::Client::try_from(kube::Config::new(uri))
+}
+
+/// Serve the CRDs found in a restored store.
+fn restore_registry(app: &App) {
+    let res = ResKey::new("apiextensions.k8s.io", "customresourcedefinitions");
+    let (items, _, _) = app.store.list(&res, None, None, None, &|_| true);
+    for crd in items {
+        let name = crate::meta::meta_str(&crd, "name").unwrap_or_default();
+        app.registry
+            .set_crd(name, crate::resources::crd::resources(&crd));
+    }
+}
+
+/// Default namespaces and pre-installed CRDs.
+fn bootstrap(app: &App, crds: &[Value]) -> Result<(), SandboxError> {
+    let ns_info = app
+        .registry
+        .lookup("", "v1", "namespaces")
+        .ok_or_else(|| SandboxError::Crd("namespaces not served".into()))?;
+    for ns in ["default", "kube-system", "kube-public"] {
+        if app
+            .store
+            .get(&ns_info.storage(), &ObjKey::new("", ns))
+            .is_some()
+        {
+            continue;
+        }
+        let obj =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        let obj = crate::objects::prepare_create(app, &ns_info, None, obj)
+            .map_err(|e| SandboxError::Crd(e.message))?;
+        if let Ok(stored) = app
+            .store
+            .create(&ns_info.storage(), &ObjKey::new("", ns), obj)
+        {
+            crate::objects::after_write(app, &ns_info, &stored);
+        }
+    }
+    for crd in crds {
+        install_crd(app, crd.clone())?;
+    }
+    Ok(())
+}
+
+/// Create or replace one CRD.
+pub fn install_crd(app: &App, crd: Value) -> Result<(), SandboxError> {
+    let info = app
+        .registry
+        .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .ok_or_else(|| SandboxError::Crd("CRDs not served".into()))?;
+    let name = crate::meta::meta_str(&crd, "name")
+        .unwrap_or_default()
+        .to_string();
+    let key = ObjKey::new("", &name);
+    let stored = match app.store.get(&info.storage(), &key) {
+        Some(cur) => {
+            let next = crate::objects::prepare_update(&info, None, &cur, crd)
+                .map_err(|e| SandboxError::Crd(e.message))?;
+            app.store
+                .update(&info.storage(), &key, crate::store::object_rv(&cur), next)
+        }
+        None => {
+            let obj = crate::objects::prepare_create(app, &info, None, crd)
+                .map_err(|e| SandboxError::Crd(e.message))?;
+            app.store.create(&info.storage(), &key, obj)
+        }
+    }
+    .map_err(|e| SandboxError::Crd(format!("{name}: {e}")))?;
+    crate::objects::after_write(app, &info, &stored);
+    Ok(())
+}
