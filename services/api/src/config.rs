@@ -1,0 +1,166 @@
+//! Command-line flags and their environment variables (`WFE_API_*`): the whole configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wfe_core::AdmissionPolicy;
+
+/// workflow-api configuration. Every flag is also an environment variable.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "workflow-api",
+    version,
+    about = "WorkflowExecution gRPC API and agent session server"
+)]
+pub struct Config {
+    /// gRPC listen address (WorkflowExecutionService, AgentSessionService, health, reflection).
+    #[arg(long, env = "WFE_API_GRPC_ADDR", default_value = "0.0.0.0:8443")]
+    pub grpc_addr: SocketAddr,
+    /// Admin HTTP listen address (/livez, /readyz, /metrics).
+    #[arg(long, env = "WFE_API_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
+    pub admin_addr: SocketAddr,
+    /// Namespace of WorkflowExecution resources when a request leaves it empty.
+    #[arg(long, env = "WFE_API_NAMESPACE", default_value = "kubernaut-system")]
+    pub namespace: String,
+    /// Further namespaces whose executions this server serves (comma-separated).
+    #[arg(long, env = "WFE_API_EXTRA_NAMESPACES", value_delimiter = ',')]
+    pub extra_namespaces: Vec<String>,
+    /// Namespace where agents create primitives (Jobs, PipelineRuns).
+    #[arg(
+        long,
+        env = "WFE_API_EXECUTION_NAMESPACE",
+        default_value = "kubernaut-workflows"
+    )]
+    pub execution_namespace: String,
+    /// Callers' bearer tokens: one `<token> <identity>` per line. Without it, callers are not
+    /// authenticated (development only).
+    #[arg(long, env = "WFE_API_CALLER_TOKENS_FILE")]
+    pub caller_tokens_file: Option<PathBuf>,
+    /// Agents' bearer tokens: one `<token> <cluster-id|-> <engine>` per line. Without it,
+    /// agents are not authenticated (development only).
+    #[arg(long, env = "WFE_API_AGENT_TOKENS_FILE")]
+    pub agent_tokens_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS on the gRPC port (with --tls-key).
+    #[arg(long, env = "WFE_API_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the gRPC port (with --tls-cert).
+    #[arg(long, env = "WFE_API_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Append audit events to this JSON-lines file.
+    #[arg(long, env = "WFE_API_AUDIT_FILE", default_value = "audit-events.jsonl")]
+    pub audit_file: PathBuf,
+    /// How often agents send a heartbeat.
+    #[arg(long, env = "WFE_API_HEARTBEAT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// After this long without a message an agent is lost (about two heartbeats).
+    #[arg(long, env = "WFE_API_LEASE_DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// An Assign not acknowledged within this time is sent again.
+    #[arg(long, env = "WFE_API_ACK_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub ack_timeout: Duration,
+    /// How often Watch streams send a heartbeat.
+    #[arg(long, env = "WFE_API_WATCH_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
+    pub watch_heartbeat: Duration,
+    /// A target lock whose holder execution cannot be found is taken over after this grace.
+    #[arg(long, env = "WFE_API_LOCK_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub lock_grace: Duration,
+    /// RecentlyRemediated cooldown for the same workflow on the same target.
+    #[arg(long, env = "WFE_API_COOLDOWN", default_value = "5m", value_parser = parse_duration)]
+    pub cooldown: Duration,
+    /// First backoff delay after a pre-execution failure.
+    #[arg(long, env = "WFE_API_BACKOFF_BASE", default_value = "60s", value_parser = parse_duration)]
+    pub backoff_base: Duration,
+    /// Longest backoff delay.
+    #[arg(long, env = "WFE_API_BACKOFF_MAX", default_value = "10m", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+    /// Consecutive pre-execution failures that exhaust retries.
+    #[arg(long, env = "WFE_API_MAX_CONSECUTIVE_FAILURES", default_value_t = 3)]
+    pub max_consecutive_failures: u32,
+    /// How long ExhaustedRetries blocks unless cleared.
+    #[arg(long, env = "WFE_API_EXHAUSTED_RETRIES_BLOCK", default_value = "1h", value_parser = parse_duration)]
+    pub exhausted_retries_block: Duration,
+    /// Identity of this replica (logs, lease holder); defaults to the host name.
+    #[arg(long, env = "WFE_API_INSTANCE_ID", default_value = "")]
+    pub instance_id: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "WFE_API_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// How long a graceful shutdown waits for streams to end.
+    #[arg(long, env = "WFE_API_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Defaults for in-process use (tests, the dev stack): ephemeral ports on 127.0.0.1.
+    pub fn local(namespace: &str, audit_file: PathBuf) -> Self {
+        use clap::Parser;
+        let mut c = Self::parse_from(["workflow-api"]);
+        c.grpc_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.namespace = namespace.to_owned();
+        c.audit_file = audit_file;
+        c
+    }
+
+    /// Every namespace served, the default first.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut out = vec![self.namespace.clone()];
+        for ns in &self.extra_namespaces {
+            if !ns.is_empty() && !out.contains(ns) {
+                out.push(ns.clone());
+            }
+        }
+        out
+    }
+
+    /// The admission thresholds.
+    pub fn admission_policy(&self) -> AdmissionPolicy {
+        AdmissionPolicy {
+            cooldown: self.cooldown,
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
+            max_consecutive_failures: self.max_consecutive_failures,
+            exhausted_retries_block: self.exhausted_retries_block,
+            ..AdmissionPolicy::default()
+        }
+    }
+}
+
+/// Parses `500ms`, `2s`, `5m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+}

@@ -1,0 +1,535 @@
+//! Assignment of Pending executions to agents, redelivery, loss handling and cancels.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use wfe_core::conditions::{self, DispatchState};
+use wfe_core::{Engine, Phase, naming};
+use wfe_k8s::WorkflowExecution;
+use wfe_k8s::workflow_execution as k8s;
+use wfe_proto::agent::{self, SessionResponse, session_response::Message};
+
+use super::registry::AgentSession;
+use crate::convert;
+use crate::ctx::SharedCtx;
+use crate::metrics::EngineCluster;
+use crate::status::{Edit, transitions, update_status};
+use crate::store::{ExecKey, phase_of};
+
+/// A command sent and not yet acknowledged.
+#[derive(Debug, Clone)]
+struct Inflight {
+    sent: Instant,
+    acked: bool,
+}
+
+/// Routes Pending executions to agents and keeps the assignments honest.
+pub struct Dispatcher {
+    ctx: SharedCtx,
+    inflight: Mutex<HashMap<String, Inflight>>,
+    started: Instant,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
+    }
+}
+
+/// Command id of an Assign: `<namespace>/<name>/<fencing token>`.
+pub fn assignment_id(key: &ExecKey, token: u64) -> String {
+    format!("{}/{}/{token}", key.namespace, key.name)
+}
+
+fn cancel_id(key: &ExecKey, token: u64) -> String {
+    format!("cancel/{}/{}/{token}", key.namespace, key.name)
+}
+
+fn parse_assignment_id(id: &str) -> Option<(ExecKey, u64)> {
+    let mut it = id.rsplitn(3, '/');
+    let token = it.next()?.parse().ok()?;
+    let name = it.next()?.to_owned();
+    let namespace = it.next()?.to_owned();
+    Some((ExecKey { namespace, name }, token))
+}
+
+impl Dispatcher {
+    /// A dispatcher over the shared state.
+    pub fn new(ctx: SharedCtx) -> Arc<Self> {
+        Arc::new(Self {
+            ctx,
+            inflight: Mutex::default(),
+            started: Instant::now(),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Asks for a pass soon (an agent connected, left or acknowledged).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs passes until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.ctx.index.wait_synced().await;
+        let period = (self
+            .ctx
+            .config
+            .ack_timeout
+            .min(self.ctx.config.lease_duration)
+            / 4)
+        .max(Duration::from_millis(50));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+                _ = self.ctx.index.changed().notified() => {}
+                _ = self.wake.notified() => {}
+            }
+            self.pass().await;
+        }
+    }
+
+    async fn pass(&self) {
+        self.expire_sessions();
+        let pending = self.ctx.index.by_phase(Phase::Pending);
+        self.ctx
+            .metrics
+            .pending
+            .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+        let running = self.ctx.index.by_phase(Phase::Running);
+        for obj in pending.iter().chain(running.iter()) {
+            self.handle(obj).await;
+        }
+    }
+
+    fn expire_sessions(&self) {
+        let lease = self.ctx.config.lease_duration;
+        let mut counts: HashMap<EngineCluster, i64> = HashMap::new();
+        for s in self.ctx.agents.all() {
+            if s.last_seen.lock().elapsed() > lease {
+                tracing::warn!(agent = %s.agent_id, session = %s.session_id, "agent lost: no message within the lease");
+                self.ctx.agents.remove(&s.session_id);
+                s.closed.cancel();
+                continue;
+            }
+            let cluster = if s.cluster_id.is_empty() {
+                "local".to_owned()
+            } else {
+                s.cluster_id.clone()
+            };
+            *counts
+                .entry(EngineCluster {
+                    engine: s.engine.to_string(),
+                    cluster,
+                })
+                .or_default() += 1;
+        }
+        self.ctx.metrics.agents.clear();
+        for (l, n) in counts {
+            self.ctx.metrics.agents.get_or_create(&l).set(n);
+        }
+    }
+
+    async fn handle(&self, obj: &WorkflowExecution) {
+        let key = ExecKey::of(obj);
+        let Some(status) = &obj.status else {
+            return; // ExecuteWorkflow is still writing the initial status.
+        };
+        let phase = phase_of(obj);
+        if phase == Phase::Running && status.cancel_request.is_some() {
+            self.ensure_cancel(obj, &key);
+        }
+        let Some(a) = &status.assignment else {
+            if phase == Phase::Pending {
+                self.try_assign(obj, &key, false, None).await;
+            }
+            return;
+        };
+        if let Some(session) = self.ctx.agents.by_agent(&a.agent_id) {
+            if !a.acknowledged {
+                self.maybe_resend(obj, &key, &session, a.fencing_token);
+            }
+            return;
+        }
+        // Agents reconnect after an API restart: give them one lease before calling them lost.
+        if self.started.elapsed() < self.ctx.config.lease_duration {
+            return;
+        }
+        self.try_assign(obj, &key, true, Some(&a.agent_id)).await;
+    }
+
+    fn free_slots(&self, s: &AgentSession) -> u32 {
+        let held = self
+            .ctx
+            .index
+            .by_agent(&s.agent_id)
+            .iter()
+            .filter(|o| !phase_of(o).is_terminal())
+            .count();
+        s.capacity
+            .saturating_sub(u32::try_from(held).unwrap_or(u32::MAX))
+    }
+
+    fn pick(
+        &self,
+        engine: Engine,
+        cluster: &str,
+        exclude: Option<&str>,
+    ) -> Option<Arc<AgentSession>> {
+        self.ctx
+            .agents
+            .candidates(engine, cluster)
+            .into_iter()
+            .filter(|s| Some(s.agent_id.as_str()) != exclude)
+            .map(|s| (self.free_slots(&s), s))
+            .filter(|(free, _)| *free > 0)
+            .max_by_key(|(free, _)| *free)
+            .map(|(_, s)| s)
+    }
+
+    async fn try_assign(
+        &self,
+        obj: &WorkflowExecution,
+        key: &ExecKey,
+        adopt: bool,
+        lost: Option<&str>,
+    ) {
+        let Ok(engine) = Engine::parse(&obj.spec.execution_engine) else {
+            return;
+        };
+        let cluster = obj.spec.cluster_id.clone();
+        let Some(session) = self.pick(engine, &cluster, lost) else {
+            self.explain_no_agent(obj, key, engine, &cluster, lost)
+                .await;
+            return;
+        };
+        let seen = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.assignment.as_ref())
+            .map(|a| a.fencing_token);
+        let res = update_status(&self.ctx, key, |obj, st, now| {
+            let current = st.assignment.as_ref().map(|a| a.fencing_token);
+            if phase_of(obj).is_terminal() || current != seen {
+                return Edit::Skip;
+            }
+            st.assignment = Some(k8s::Assignment {
+                agent_id: session.agent_id.clone(),
+                session_id: session.session_id.clone(),
+                fencing_token: current.unwrap_or(0) + 1,
+                assigned_at: Time(now),
+                acknowledged: false,
+            });
+            st.attempt = Some(st.attempt.unwrap_or(0) + 1);
+            if let Some(lost) = lost {
+                let msg = format!(
+                    "agent {lost} was lost; reassigned to agent {}",
+                    session.agent_id
+                );
+                transitions::set_condition(
+                    obj,
+                    st,
+                    conditions::dispatched(DispatchState::AgentLost, &msg),
+                    now,
+                );
+            }
+            Edit::Write
+        })
+        .await;
+        match res {
+            Ok(Some(c)) => {
+                if seen.is_none() {
+                    self.observe_latency(&c.obj);
+                }
+                self.send_assign(&c.obj, key, &session, adopt || lost.is_some());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(execution = %key, error = %e, "persisting an assignment failed")
+            }
+        }
+    }
+
+    fn observe_latency(&self, obj: &WorkflowExecution) {
+        if let Some(created) = &obj.metadata.creation_timestamp {
+            let secs = Timestamp::now()
+                .duration_since(created.0)
+                .as_secs_f64()
+                .max(0.0);
+            self.ctx.metrics.dispatch_latency.observe(secs);
+        }
+    }
+
+    async fn explain_no_agent(
+        &self,
+        obj: &WorkflowExecution,
+        key: &ExecKey,
+        engine: Engine,
+        cluster: &str,
+        lost: Option<&str>,
+    ) {
+        let shown = if cluster.is_empty() { "local" } else { cluster };
+        let (state, msg) = match lost {
+            Some(agent) => (
+                DispatchState::AgentLost,
+                format!(
+                    "agent {agent} was lost and no other {engine} agent of cluster {shown} can take over"
+                ),
+            ),
+            None => crate::execute::dispatch_state(&self.ctx, engine, cluster),
+        };
+        let update = conditions::dispatched(state, &msg);
+        let current = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == update.type_));
+        if current.is_some_and(|c| c.reason == update.reason && c.message == update.message) {
+            return;
+        }
+        let res = update_status(&self.ctx, key, |obj, st, now| {
+            if phase_of(obj).is_terminal() {
+                return Edit::Skip;
+            }
+            if transitions::set_condition(obj, st, update.clone(), now) {
+                Edit::Write
+            } else {
+                Edit::Skip
+            }
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(execution = %key, error = %e, "writing the Dispatched condition failed");
+        }
+    }
+
+    fn assign_message(
+        &self,
+        obj: &WorkflowExecution,
+        key: &ExecKey,
+        adopt: bool,
+    ) -> Option<agent::Assign> {
+        let st = obj.status.as_ref()?;
+        let a = st.assignment.as_ref()?;
+        let attempt = st.attempt.unwrap_or(1);
+        let primitive_name = st
+            .execution_ref
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| naming::primitive_name(&key.namespace, &key.name, attempt));
+        let spec = &obj.spec;
+        let c = &spec.execution_config;
+        let trace = obj
+            .annotations()
+            .get(crate::TRACEPARENT_ANNOTATION)
+            .map(|t| [("traceparent".to_owned(), t.clone())].into())
+            .unwrap_or_default();
+        Some(agent::Assign {
+            assignment_id: assignment_id(key, a.fencing_token),
+            execution: Some(agent::ExecutionKey {
+                name: key.name.clone(),
+                namespace: key.namespace.clone(),
+                uid: obj.uid().unwrap_or_default(),
+            }),
+            attempt,
+            fencing_token: a.fencing_token,
+            deadline: c.times_out_at.as_ref().map(convert::kts),
+            trace_context: trace,
+            adopt,
+            primitive_namespace: self.ctx.config.execution_namespace.clone(),
+            primitive_name,
+            workflow_ref: Some(convert::workflow_ref_to_proto(&spec.workflow_ref)),
+            target_resource: spec.target_resource.clone(),
+            parameters: spec.parameters.clone().into_iter().collect(),
+            declared_parameter_names: c
+                .declared_parameter_names
+                .as_ref()
+                .map(|n| wfe_proto::v1::DeclaredParameterNames { names: n.clone() }),
+            service_account_name: c.service_account_name.clone(),
+            dependencies: c.dependencies.as_ref().map(convert::dependencies_to_proto),
+            resources: c.resources.as_ref().map(convert::resources_to_proto),
+            remediation_request_ref: Some(wfe_proto::v1::RemediationRequestReference {
+                name: spec.remediation_request_ref.name.clone(),
+                namespace: spec.remediation_request_ref.namespace.clone(),
+                uid: spec.remediation_request_ref.uid.clone(),
+            }),
+        })
+    }
+
+    fn send_assign(
+        &self,
+        obj: &WorkflowExecution,
+        key: &ExecKey,
+        session: &AgentSession,
+        adopt: bool,
+    ) {
+        let Some(msg) = self.assign_message(obj, key, adopt) else {
+            return;
+        };
+        let id = msg.assignment_id.clone();
+        tracing::info!(execution = %key, agent = %session.agent_id, fencing_token = msg.fencing_token, adopt, "assigning");
+        if session
+            .tx
+            .try_send(SessionResponse {
+                message: Some(Message::Assign(msg)),
+            })
+            .is_err()
+        {
+            tracing::warn!(agent = %session.agent_id, "agent outbound queue full; the assignment is resent later");
+        }
+        self.inflight.lock().insert(
+            id,
+            Inflight {
+                sent: Instant::now(),
+                acked: false,
+            },
+        );
+    }
+
+    fn maybe_resend(
+        &self,
+        obj: &WorkflowExecution,
+        key: &ExecKey,
+        session: &AgentSession,
+        token: u64,
+    ) {
+        let id = assignment_id(key, token);
+        let due = self
+            .inflight
+            .lock()
+            .get(&id)
+            .is_none_or(|i| !i.acked && i.sent.elapsed() >= self.ctx.config.ack_timeout);
+        if due {
+            // Adopt on every redelivery: the agent may have created the primitive already.
+            self.send_assign(obj, key, session, true);
+        }
+    }
+
+    fn ensure_cancel(&self, obj: &WorkflowExecution, key: &ExecKey) {
+        let Some(st) = &obj.status else { return };
+        let (Some(a), Some(req)) = (&st.assignment, &st.cancel_request) else {
+            return;
+        };
+        let Some(session) = self.ctx.agents.by_agent(&a.agent_id) else {
+            return;
+        };
+        let id = cancel_id(key, a.fencing_token);
+        let due = self
+            .inflight
+            .lock()
+            .get(&id)
+            .is_none_or(|i| !i.acked && i.sent.elapsed() >= self.ctx.config.ack_timeout);
+        if !due {
+            return;
+        }
+        send_cancel(&session, obj, key, a.fencing_token, &req.reason);
+        self.inflight.lock().insert(
+            id,
+            Inflight {
+                sent: Instant::now(),
+                acked: false,
+            },
+        );
+    }
+
+    /// Handles an Ack from an agent.
+    pub async fn on_ack(&self, session: &AgentSession, ack: agent::Ack) {
+        if let Some(i) = self.inflight.lock().get_mut(&ack.command_id) {
+            i.acked = ack.accepted;
+        }
+        if ack.command_id.starts_with("cancel/") {
+            return;
+        }
+        let Some((key, token)) = parse_assignment_id(&ack.command_id) else {
+            return;
+        };
+        if !ack.accepted {
+            tracing::warn!(execution = %key, agent = %session.agent_id, reason = %ack.reason, "agent refused an assignment");
+            if let Some(obj) = self.ctx.index.get(&key) {
+                self.try_assign(&obj, &key, true, Some(&session.agent_id))
+                    .await;
+            }
+            return;
+        }
+        let agent_id = session.agent_id.clone();
+        let res = update_status(&self.ctx, &key, |obj, st, now| {
+            let Some(a) = st.assignment.as_mut() else {
+                return Edit::Skip;
+            };
+            if a.fencing_token != token
+                || a.agent_id != agent_id
+                || a.acknowledged
+                || phase_of(obj).is_terminal()
+            {
+                return Edit::Skip;
+            }
+            a.acknowledged = true;
+            let msg = format!("assigned to agent {agent_id}");
+            transitions::set_condition(
+                obj,
+                st,
+                conditions::dispatched(DispatchState::Assigned, &msg),
+                now,
+            );
+            Edit::Write
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(execution = %key, error = %e, "recording an acknowledgement failed");
+        }
+    }
+}
+
+/// Sends a Cancel for an execution's current assignment.
+pub fn send_cancel(
+    session: &AgentSession,
+    obj: &WorkflowExecution,
+    key: &ExecKey,
+    token: u64,
+    reason: &str,
+) {
+    let msg = agent::Cancel {
+        command_id: cancel_id(key, token),
+        execution: Some(agent::ExecutionKey {
+            name: key.name.clone(),
+            namespace: key.namespace.clone(),
+            uid: obj.uid().unwrap_or_default(),
+        }),
+        fencing_token: token,
+        reason: reason.to_owned(),
+    };
+    if session
+        .tx
+        .try_send(SessionResponse {
+            message: Some(Message::Cancel(msg)),
+        })
+        .is_err()
+    {
+        tracing::warn!(agent = %session.agent_id, "agent outbound queue full; the cancel is resent later");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_ids_round_trip() {
+        let key = ExecKey {
+            namespace: "ns".into(),
+            name: "we-1".into(),
+        };
+        assert_eq!(parse_assignment_id(&assignment_id(&key, 7)), Some((key, 7)));
+        assert_eq!(parse_assignment_id("garbage"), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! The API side of the agent session protocol (docs/agent-protocol.md).
+//!
+//! ```text
+//!  agent ──Session stream──► session::SessionService ──► registry (connected agents)
+//!        ◄── Welcome/Assign/Cancel ──┐        │ reports ──► status::report (fencing, binding)
+//!                                    │        │ acks ─────► Dispatcher::on_ack
+//!                                 Dispatcher (woken by index changes and a tick):
+//!                                   Pending → pick agent → persist assignment → Assign
+//!                                   unacked → resend;  agent lost → reassign (adopt)
+//!                                   cancel requested → Cancel
+//! ```
+
+pub mod dispatcher;
+pub mod registry;
+pub mod session;
+
+pub use dispatcher::Dispatcher;

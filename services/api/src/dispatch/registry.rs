@@ -1,0 +1,101 @@
+//! Connected agent sessions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+use wfe_core::Engine;
+use wfe_proto::agent::SessionResponse;
+
+/// One agent replica's open session.
+#[derive(Debug)]
+pub struct AgentSession {
+    /// Session id (unique per stream).
+    pub session_id: String,
+    /// Agent replica id.
+    pub agent_id: String,
+    /// Cluster ("" = local).
+    pub cluster_id: String,
+    /// Engine.
+    pub engine: Engine,
+    /// Executions it runs at once.
+    pub capacity: u32,
+    /// False when the agent cannot run work.
+    pub available: bool,
+    /// Set by Draining: no new work.
+    pub draining: AtomicBool,
+    /// Free slots as last reported.
+    pub reported_free: AtomicU32,
+    /// Last message received.
+    pub last_seen: Mutex<Instant>,
+    /// Outbound messages.
+    pub tx: mpsc::Sender<SessionResponse>,
+    /// Cancelled when the session ends (lost, closed or shutdown): ends the outbound stream.
+    pub closed: tokio_util::sync::CancellationToken,
+}
+
+impl AgentSession {
+    /// Marks the session alive now.
+    pub fn touch(&self) {
+        *self.last_seen.lock() = Instant::now();
+    }
+
+    /// Whether it may get new work.
+    pub fn accepts_work(&self) -> bool {
+        self.available && !self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Every connected session, by session id.
+#[derive(Debug, Default)]
+pub struct AgentRegistry {
+    sessions: RwLock<HashMap<String, Arc<AgentSession>>>,
+}
+
+impl AgentRegistry {
+    /// Adds a session.
+    pub fn add(&self, s: Arc<AgentSession>) {
+        self.sessions.write().insert(s.session_id.clone(), s);
+    }
+
+    /// Removes a session; true if it was present.
+    pub fn remove(&self, session_id: &str) -> bool {
+        self.sessions.write().remove(session_id).is_some()
+    }
+
+    /// Every session.
+    pub fn all(&self) -> Vec<Arc<AgentSession>> {
+        self.sessions.read().values().cloned().collect()
+    }
+
+    /// The newest session of an agent replica.
+    pub fn by_agent(&self, agent_id: &str) -> Option<Arc<AgentSession>> {
+        self.sessions
+            .read()
+            .values()
+            .filter(|s| s.agent_id == agent_id)
+            .max_by_key(|s| *s.last_seen.lock())
+            .cloned()
+    }
+
+    /// Sessions of an engine and cluster that take work.
+    pub fn candidates(&self, engine: Engine, cluster: &str) -> Vec<Arc<AgentSession>> {
+        let mut v: Vec<_> = self
+            .sessions
+            .read()
+            .values()
+            .filter(|s| s.engine == engine && s.cluster_id == cluster && s.accepts_work())
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        v
+    }
+
+    /// Whether any session of an engine and cluster takes work.
+    pub fn any_for(&self, engine: Engine, cluster: &str) -> bool {
+        !self.candidates(engine, cluster).is_empty()
+    }
+}

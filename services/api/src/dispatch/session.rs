@@ -1,0 +1,242 @@
+//! `AgentSessionService/Session`: one bidirectional stream per agent replica.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use wfe_core::Engine;
+use wfe_proto::agent::agent_session_service_server::AgentSessionService;
+use wfe_proto::agent::{self, SessionRequest, SessionResponse, session_request, session_response};
+
+use super::Dispatcher;
+use super::registry::AgentSession;
+use crate::auth::AgentBinding;
+use crate::convert::dur;
+use crate::ctx::SharedCtx;
+use crate::error::Error;
+use crate::status::report::{self, Reporter};
+
+/// The session service.
+#[derive(Debug, Clone)]
+pub struct SessionService {
+    ctx: SharedCtx,
+    dispatcher: Arc<Dispatcher>,
+    shutdown: CancellationToken,
+}
+
+impl SessionService {
+    /// A session service dispatching through `dispatcher`.
+    pub fn new(ctx: SharedCtx, dispatcher: Arc<Dispatcher>, shutdown: CancellationToken) -> Self {
+        Self {
+            ctx,
+            dispatcher,
+            shutdown,
+        }
+    }
+}
+
+type Outbound = Pin<Box<dyn Stream<Item = Result<SessionResponse, Status>> + Send>>;
+
+/// Checks Hello against the token's binding.
+fn check_hello(hello: &agent::Hello, binding: Option<&AgentBinding>) -> Result<Engine, Error> {
+    let engine =
+        Engine::parse(&hello.engine).map_err(|e| Error::field("hello.engine", e.to_string()))?;
+    if hello.agent_id.is_empty() {
+        return Err(Error::field("hello.agent_id", "agent_id is required"));
+    }
+    if let Some(b) = binding {
+        if b.cluster_id != hello.cluster_id || b.engine != engine {
+            return Err(Error::PermissionDenied(format!(
+                "this token is bound to engine {} of cluster {:?}, not engine {engine} of cluster {:?}",
+                b.engine, b.cluster_id, hello.cluster_id
+            )));
+        }
+    }
+    Ok(engine)
+}
+
+#[tonic::async_trait]
+impl AgentSessionService for SessionService {
+    type SessionStream = Outbound;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<SessionRequest>>,
+    ) -> Result<Response<Outbound>, Status> {
+        let binding = self.ctx.agent_auth.authenticate(request.metadata())?;
+        self.ctx.ensure_synced()?;
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(self.ctx.config.lease_duration * 2, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no Hello within the lease"))??;
+        let Some(SessionRequest {
+            message: Some(session_request::Message::Hello(hello)),
+        }) = first
+        else {
+            return Err(Status::failed_precondition(
+                "the first message must be Hello",
+            ));
+        };
+        let engine = check_hello(&hello, binding.as_ref())?;
+        let (tx, rx) = mpsc::channel(256);
+        let closed = self.shutdown.child_token();
+        let session = Arc::new(AgentSession {
+            session_id: uuid::Uuid::new_v4().simple().to_string(),
+            agent_id: hello.agent_id.clone(),
+            cluster_id: hello.cluster_id.clone(),
+            engine,
+            capacity: hello.capacity,
+            available: hello.available,
+            draining: AtomicBool::new(false),
+            reported_free: AtomicU32::new(hello.capacity),
+            last_seen: parking_lot::Mutex::new(Instant::now()),
+            tx,
+            closed: closed.clone(),
+        });
+        let welcome = agent::Welcome {
+            session_id: session.session_id.clone(),
+            heartbeat_interval: Some(dur(self.ctx.config.heartbeat_interval)),
+            lease_duration: Some(dur(self.ctx.config.lease_duration)),
+        };
+        let _ = session.tx.try_send(SessionResponse {
+            message: Some(session_response::Message::Welcome(welcome)),
+        });
+        tracing::info!(agent = %session.agent_id, session = %session.session_id, engine = %engine, cluster = %session.cluster_id, capacity = session.capacity, inventory = hello.inventory.len(), "agent connected");
+        let reader = Reader {
+            ctx: self.ctx.clone(),
+            dispatcher: self.dispatcher.clone(),
+            session: session.clone(),
+        };
+        tokio::spawn(reader.run(inbound, hello.inventory));
+        let out = ReceiverStream::new(rx)
+            .map(Ok)
+            .take_until(closed.cancelled_owned());
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// Reads one session's inbound messages.
+struct Reader {
+    ctx: SharedCtx,
+    dispatcher: Arc<Dispatcher>,
+    session: Arc<AgentSession>,
+}
+
+impl Reader {
+    fn reporter(&self) -> Reporter {
+        Reporter {
+            agent_id: self.session.agent_id.clone(),
+            cluster_id: self.session.cluster_id.clone(),
+            engine: self.session.engine,
+        }
+    }
+
+    async fn run(
+        self,
+        mut inbound: Streaming<SessionRequest>,
+        inventory: Vec<agent::StatusReport>,
+    ) {
+        // Register only after the inventory converged, so the dispatcher sees the agent's
+        // real load and does not reassign what it already runs.
+        for r in inventory {
+            self.report(r).await;
+        }
+        self.ctx.agents.add(self.session.clone());
+        self.dispatcher.poke();
+        loop {
+            let msg = tokio::select! {
+                _ = self.session.closed.cancelled() => break,
+                m = inbound.message() => m,
+            };
+            match msg {
+                Ok(Some(m)) => {
+                    self.session.touch();
+                    self.handle(m).await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::info!(agent = %self.session.agent_id, error = %e, "agent stream failed");
+                    break;
+                }
+            }
+        }
+        if self.ctx.agents.remove(&self.session.session_id) {
+            tracing::info!(agent = %self.session.agent_id, session = %self.session.session_id, "agent disconnected");
+        }
+        self.session.closed.cancel();
+        self.dispatcher.poke();
+    }
+
+    async fn handle(&self, m: SessionRequest) {
+        use session_request::Message as M;
+        match m.message {
+            Some(M::Heartbeat(h)) => self
+                .session
+                .reported_free
+                .store(h.free_slots, Ordering::Relaxed),
+            Some(M::Ack(a)) => self.dispatcher.on_ack(&self.session, a).await,
+            Some(M::Status(r)) => self.report(r).await,
+            Some(M::Draining(d)) => {
+                tracing::info!(agent = %self.session.agent_id, reason = %d.reason, "agent draining");
+                self.session.draining.store(true, Ordering::Relaxed);
+            }
+            Some(M::Hello(_)) | None => {
+                tracing::warn!(agent = %self.session.agent_id, "ignoring an unexpected session message");
+            }
+        }
+    }
+
+    async fn report(&self, r: agent::StatusReport) {
+        let exec = r
+            .execution
+            .as_ref()
+            .map(|k| format!("{}/{}", k.namespace, k.name))
+            .unwrap_or_default();
+        if let Err(refused) = report::apply(&self.ctx, &self.reporter(), r).await {
+            tracing::warn!(agent = %self.session.agent_id, execution = %exec, refused = ?refused, "status report refused");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_must_match_the_token_binding() {
+        let hello = agent::Hello {
+            agent_id: "a".into(),
+            cluster_id: "east".into(),
+            engine: "job".into(),
+            ..Default::default()
+        };
+        let east_job = AgentBinding {
+            cluster_id: "east".into(),
+            engine: Engine::Job,
+        };
+        assert!(check_hello(&hello, Some(&east_job)).is_ok());
+        assert!(check_hello(&hello, None).is_ok());
+        let west = AgentBinding {
+            cluster_id: "west".into(),
+            engine: Engine::Job,
+        };
+        assert!(matches!(
+            check_hello(&hello, Some(&west)),
+            Err(Error::PermissionDenied(_))
+        ));
+        let bad = agent::Hello {
+            engine: "ansible".into(),
+            ..hello
+        };
+        assert!(matches!(
+            check_hello(&bad, None),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

@@ -1,0 +1,349 @@
+//! ExecuteWorkflow: validate → idempotency → target lock → admission → persist.
+//!
+//! The call answers only after the resource and its initial status are stored. Concurrent
+//! calls on one target are arbitrated by the target's Lease ([`crate::lock`]): exactly one
+//! holds it, the others see the holder and are Skipped with ResourceBusy naming it.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{ObjectMeta, PostParams};
+use sha2::{Digest, Sha256};
+use wfe_core::admission::{self, SeededJitter};
+use wfe_core::conditions::DispatchState;
+use wfe_core::{
+    AdmissionDecision, Engine, ExecutionRecord, ExecutionRequest, Phase, ValidatedRequest, naming,
+};
+use wfe_k8s::WorkflowExecution;
+use wfe_k8s::labels;
+use wfe_proto::v1::{self, Disposition};
+
+use crate::convert::{
+    execution_to_proto, record_of, request_from_proto, skip_to_proto, spec_to_k8s,
+};
+use crate::ctx::Ctx;
+use crate::error::{Error, Result, is_already_exists};
+use crate::lock::{self, Acquire};
+use crate::metrics::Reason;
+use crate::status::{self, Edit, transitions};
+use crate::store::ExecKey;
+
+/// A validated request with its namespace.
+pub struct Accepted {
+    /// The domain request.
+    pub req: ExecutionRequest,
+    /// Parsed engine and target.
+    pub valid: ValidatedRequest,
+}
+
+/// Validates the wire request (every violation at once).
+pub fn validate(
+    ctx: &Ctx,
+    namespace: &str,
+    key: String,
+    spec: Option<v1::ExecutionSpec>,
+    now: Timestamp,
+) -> Result<Accepted> {
+    let ns = ctx.namespace_of(namespace)?;
+    let req = request_from_proto(ns, key, spec).map_err(Error::InvalidArgument)?;
+    let valid = wfe_core::validate_request(&req, now).map_err(Error::InvalidArgument)?;
+    Ok(Accepted { req, valid })
+}
+
+/// Label value of an idempotency key (label values are at most 63 characters).
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))[..32].to_owned()
+}
+
+/// The admission history of a target, from the index.
+pub fn history(ctx: &Ctx, target: &str) -> Vec<ExecutionRecord> {
+    ctx.index
+        .by_target(target)
+        .iter()
+        .map(|o| record_of(o))
+        .collect()
+}
+
+/// Admission at `now` for a target, given its history.
+pub fn decide(
+    ctx: &Ctx,
+    target: &str,
+    workflow_id: &str,
+    history: &[ExecutionRecord],
+    now: Timestamp,
+) -> AdmissionDecision {
+    // Seeded by the target: Preflight and ExecuteWorkflow promise the same clear time.
+    let mut jitter = SeededJitter::new(target);
+    admission::decide(&ctx.policy, target, workflow_id, history, now, &mut jitter)
+}
+
+/// Whether an agent could take work of this engine and cluster, and the Dispatched state.
+pub fn dispatch_state(ctx: &Ctx, engine: Engine, cluster: &str) -> (DispatchState, String) {
+    let shown = if cluster.is_empty() { "local" } else { cluster };
+    if ctx.agents.any_for(engine, cluster) {
+        (
+            DispatchState::AwaitingAgent,
+            format!("waiting for a free {engine} agent of cluster {shown}"),
+        )
+    } else {
+        (
+            DispatchState::NoAgentAvailable,
+            format!("no {engine} agent of cluster {shown} is connected"),
+        )
+    }
+}
+
+/// Handles ExecuteWorkflow.
+pub async fn execute(
+    ctx: &Ctx,
+    r: v1::ExecuteWorkflowRequest,
+    traceparent: Option<String>,
+) -> Result<v1::ExecuteWorkflowResponse> {
+    ctx.ensure_synced()?;
+    let now = Timestamp::now();
+    let Accepted { req, valid } = validate(ctx, &r.namespace, r.idempotency_key, r.spec, now)?;
+    let ns = req.namespace.clone();
+    let name = match req.idempotency_key.as_str() {
+        "" => naming::execution_name(&uuid::Uuid::new_v4().to_string()),
+        key => {
+            if let Some(existing) = find_by_key(ctx, &ns, key) {
+                return Ok(already_existed(&existing));
+            }
+            naming::execution_name(key)
+        }
+    };
+    let me = ExecKey {
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+    let held = lock::acquire(ctx, &req.target, &me).await?;
+    let mut hist = history(ctx, &req.target);
+    if let Acquire::Held(holder) = &held {
+        add_holder(&mut hist, holder, &req.target, now);
+    }
+    let decision = decide(ctx, &req.target, &req.workflow_ref.workflow_id, &hist, now);
+    let mut obj = build(&req, &valid, &name, now);
+    if let (Some(t), Some(a)) = (traceparent, obj.metadata.annotations.as_mut()) {
+        a.insert(crate::TRACEPARENT_ANNOTATION.to_owned(), t);
+    }
+    let created = match ctx.api(&ns).create(&PostParams::default(), &obj).await {
+        Ok(c) => c,
+        Err(e) if is_already_exists(&e) && !req.idempotency_key.is_empty() => {
+            // A concurrent call with the same key won; it owns the lock and the execution.
+            let existing = ctx.api(&ns).get(&name).await?;
+            ctx.index.apply(existing.clone());
+            return Ok(already_existed(&existing));
+        }
+        Err(e) => {
+            release_if_acquired(ctx, &held, &req.target, &me).await;
+            return Err(e.into());
+        }
+    };
+    ctx.index.apply(created.clone());
+    let committed = initialize(ctx, &me, &valid, &req, &decision).await;
+    let stored = match committed {
+        Ok(c) => c,
+        Err(e) => {
+            release_if_acquired(ctx, &held, &req.target, &me).await;
+            return Err(e);
+        }
+    };
+    respond(ctx, stored, &decision)
+}
+
+fn find_by_key(ctx: &Ctx, ns: &str, key: &str) -> Option<std::sync::Arc<WorkflowExecution>> {
+    ctx.index.by_idempotency(ns, &key_hash(key)).or_else(|| {
+        ctx.index.get(&ExecKey {
+            namespace: ns.to_owned(),
+            name: naming::execution_name(key),
+        })
+    })
+}
+
+fn already_existed(obj: &WorkflowExecution) -> v1::ExecuteWorkflowResponse {
+    let skip = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.skip_details.as_ref())
+        .map(skip_to_proto);
+    v1::ExecuteWorkflowResponse {
+        execution: Some(execution_to_proto(obj)),
+        disposition: Disposition::AlreadyExisted as i32,
+        skip_details: skip,
+    }
+}
+
+/// A lock holder the index does not show yet (its resource is being created) still holds
+/// the target: admission must see it as busy.
+fn add_holder(hist: &mut Vec<ExecutionRecord>, holder: &ExecKey, target: &str, now: Timestamp) {
+    let known_active = hist.iter().any(|r| {
+        r.name == holder.name && r.namespace == holder.namespace && !r.phase.is_terminal()
+    });
+    if !known_active {
+        hist.retain(|r| !(r.name == holder.name && r.namespace == holder.namespace));
+        hist.push(ExecutionRecord {
+            name: holder.name.clone(),
+            namespace: holder.namespace.clone(),
+            target: target.to_owned(),
+            workflow_id: String::new(),
+            phase: Phase::Pending,
+            created_at: now,
+            completed_at: None,
+            failure_reason: None,
+            was_execution_failure: false,
+            block_cleared: false,
+        });
+    }
+}
+
+async fn release_if_acquired(ctx: &Ctx, held: &Acquire, target: &str, me: &ExecKey) {
+    if *held == Acquire::Acquired {
+        if let Err(e) = lock::release(ctx, target, &me.to_string()).await {
+            tracing::warn!(error = %e, target_resource = %target, "releasing the target lock failed");
+        }
+    }
+}
+
+fn build(
+    req: &ExecutionRequest,
+    valid: &ValidatedRequest,
+    name: &str,
+    now: Timestamp,
+) -> WorkflowExecution {
+    let mut labels_map = BTreeMap::from([
+        (
+            labels::MANAGED_BY.to_owned(),
+            labels::MANAGED_BY_VALUE.to_owned(),
+        ),
+        (
+            labels::EXECUTION_ENGINE.to_owned(),
+            valid.engine.as_str().to_owned(),
+        ),
+        (
+            labels::TARGET_RESOURCE.to_owned(),
+            naming::sanitize_label_value(&req.target),
+        ),
+    ]);
+    let mut annotations = BTreeMap::from([(
+        labels::TARGET_RESOURCE_ANNOTATION.to_owned(),
+        req.target.clone(),
+    )]);
+    if !req.idempotency_key.is_empty() {
+        labels_map.insert(
+            labels::IDEMPOTENCY_KEY_HASH.to_owned(),
+            key_hash(&req.idempotency_key),
+        );
+        annotations.insert(
+            labels::IDEMPOTENCY_KEY_ANNOTATION.to_owned(),
+            req.idempotency_key.clone(),
+        );
+    }
+    WorkflowExecution {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(req.namespace.clone()),
+            labels: Some(labels_map),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: spec_to_k8s(req, valid, now),
+        status: None,
+    }
+}
+
+/// Writes the initial status: Pending, or Skipped with every blocker.
+async fn initialize(
+    ctx: &Ctx,
+    key: &ExecKey,
+    valid: &ValidatedRequest,
+    req: &ExecutionRequest,
+    decision: &AdmissionDecision,
+) -> Result<WorkflowExecution> {
+    let dispatch = dispatch_state(ctx, valid.engine, &req.cluster_id);
+    let committed = status::update_status(ctx, key, |obj, status, now| {
+        if status.phase.is_some() {
+            return Edit::Skip;
+        }
+        if decision.allowed {
+            transitions::init_pending(obj, status, dispatch.clone(), now);
+        } else {
+            transitions::init_skipped(obj, status, decision, now);
+        }
+        Edit::Write
+    })
+    .await?;
+    if let Some(first) = decision.blockers.first() {
+        ctx.metrics
+            .skips
+            .get_or_create(&Reason {
+                reason: first.reason.as_str().to_owned(),
+            })
+            .inc();
+    }
+    match committed {
+        Some(c) => Ok(c.obj),
+        None => ctx
+            .index
+            .get(key)
+            .map(|o| (*o).clone())
+            .ok_or_else(|| Error::Internal(format!("{key} vanished"))),
+    }
+}
+
+fn respond(
+    ctx: &Ctx,
+    stored: WorkflowExecution,
+    decision: &AdmissionDecision,
+) -> Result<v1::ExecuteWorkflowResponse> {
+    // The AuditRecorded write after a Skipped transition may already be newer.
+    let latest = ctx
+        .index
+        .get(&ExecKey::of(&stored))
+        .map(|o| (*o).clone())
+        .unwrap_or(stored);
+    let skip = latest
+        .status
+        .as_ref()
+        .and_then(|s| s.skip_details.as_ref())
+        .map(skip_to_proto);
+    let disposition = if decision.allowed {
+        Disposition::Created
+    } else {
+        Disposition::Skipped
+    };
+    tracing::info!(execution = %latest.name_any(), disposition = ?disposition, target_resource = %latest.spec.target_resource, "execution accepted");
+    Ok(v1::ExecuteWorkflowResponse {
+        execution: Some(execution_to_proto(&latest)),
+        disposition: disposition as i32,
+        skip_details: skip,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_holder_not_yet_indexed_makes_the_target_busy() {
+        let mut hist = Vec::new();
+        let holder = ExecKey {
+            namespace: "ns".into(),
+            name: "we-1".into(),
+        };
+        let now = Timestamp::from_second(10).unwrap();
+        add_holder(&mut hist, &holder, "ns/Deployment/a", now);
+        let mut j = wfe_core::admission::FixedJitter(0.0);
+        let d = admission::decide(
+            &Default::default(),
+            "ns/Deployment/a",
+            "wf",
+            &hist,
+            now,
+            &mut j,
+        );
+        assert!(!d.allowed);
+        assert_eq!(d.blockers[0].execution, "we-1");
+        assert_eq!(key_hash("k").len(), 32);
+    }
+}

@@ -1,0 +1,307 @@
+//! Wiring: start every task of one API instance, and stop them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use wfe_proto::agent::agent_session_service_server::AgentSessionServiceServer;
+use wfe_proto::v1::workflow_execution_service_server::WorkflowExecutionServiceServer;
+
+use crate::admin::{self, Readiness};
+use crate::audit::{AuditSink, JsonlSink};
+use crate::auth::{AgentAuth, CallerAuth};
+use crate::config::Config;
+use crate::ctx::{Ctx, SharedCtx};
+use crate::dispatch::Dispatcher;
+use crate::dispatch::registry::AgentRegistry;
+use crate::dispatch::session::SessionService;
+use crate::grpc::ExecutionService;
+use crate::metrics::{GrpcMetricsLayer, Metrics};
+use crate::status::StatusWriter;
+use crate::store::{Index, run_watcher};
+
+/// A running API instance.
+#[derive(Debug)]
+pub struct Running {
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound admin address.
+    pub admin_addr: SocketAddr,
+    /// Shared state (tests inspect the index and the registry).
+    pub ctx: SharedCtx,
+    readiness: Arc<Readiness>,
+    health: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+    grpc: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts an instance with the JSON-lines audit sink of `config.audit_file`.
+pub async fn start(config: Config, client: kube::Client) -> anyhow::Result<Running> {
+    let audit = Arc::new(JsonlSink::open(&config.audit_file).await?);
+    start_with_audit(config, client, audit).await
+}
+
+/// Starts an instance with a given audit sink.
+pub async fn start_with_audit(
+    config: Config,
+    client: kube::Client,
+    audit: Arc<dyn AuditSink>,
+) -> anyhow::Result<Running> {
+    let caller_auth = CallerAuth::load(config.caller_tokens_file.as_deref())?;
+    let agent_auth = AgentAuth::load(config.agent_tokens_file.as_deref())?;
+    if !caller_auth.enabled() {
+        tracing::warn!("no --caller-tokens-file: callers are NOT authenticated");
+    }
+    let index = Index::new(10_000);
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        policy: config.admission_policy(),
+        config: config.clone(),
+        index: index.clone(),
+        metrics: Metrics::new(),
+        audit,
+        writer: StatusWriter::default(),
+        agents: AgentRegistry::default(),
+        caller_auth,
+        agent_auth,
+    });
+    let shutdown = CancellationToken::new();
+    let readiness = Arc::new(Readiness {
+        index: index.clone(),
+        bound: false.into(),
+        draining: false.into(),
+    });
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_not_serving::<WorkflowExecutionServiceServer<ExecutionService>>()
+        .await;
+    let mut tasks = spawn_watchers(&ctx, &shutdown, health.clone());
+    let dispatcher = Dispatcher::new(ctx.clone());
+    tasks.push(tokio::spawn(dispatcher.clone().run(shutdown.clone())));
+    tasks.push(tokio::spawn(audit_gauges(ctx.clone(), shutdown.clone())));
+
+    let listener = tokio::net::TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC {}", config.grpc_addr))?;
+    let grpc_addr = listener.local_addr()?;
+    let mut builder = Server::builder();
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let identity = Identity::from_pem(
+            std::fs::read(cert).context("reading --tls-cert")?,
+            std::fs::read(key).context("reading --tls-key")?,
+        );
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .context("configuring TLS")?;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(wfe_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(wfe_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let router = builder
+        .layer(GrpcMetricsLayer(ctx.metrics.clone()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(WorkflowExecutionServiceServer::new(ExecutionService::new(
+            ctx.clone(),
+            shutdown.clone(),
+        )))
+        .add_service(AgentSessionServiceServer::new(SessionService::new(
+            ctx.clone(),
+            dispatcher,
+            shutdown.clone(),
+        )));
+    let stop = shutdown.clone();
+    let grpc = tokio::spawn(async move {
+        let incoming = TcpListenerStream::new(listener);
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    });
+    readiness.bound.store(true, Ordering::Relaxed);
+
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_addr)
+        .await
+        .with_context(|| format!("binding admin {}", config.admin_addr))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let app = admin::router(readiness.clone(), ctx.metrics.clone());
+    let stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    }));
+    tracing::info!(%grpc_addr, %admin_addr, namespace = %config.namespace, "workflow-api started");
+    Ok(Running {
+        grpc_addr,
+        admin_addr,
+        ctx,
+        readiness,
+        health,
+        shutdown,
+        grpc,
+        tasks,
+    })
+}
+
+/// One watcher per namespace; the index (and health) turn ready when all listed once.
+fn spawn_watchers(
+    ctx: &SharedCtx,
+    shutdown: &CancellationToken,
+    health: tonic_health::server::HealthReporter,
+) -> Vec<JoinHandle<()>> {
+    let namespaces = ctx.config.namespaces();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(namespaces.len() * 4 + 4);
+    let mut tasks: Vec<JoinHandle<()>> = namespaces
+        .iter()
+        .map(|ns| {
+            tokio::spawn(run_watcher(
+                ctx.api(ns),
+                ns.clone(),
+                ctx.index.clone(),
+                ready_tx.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    let index = ctx.index.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(ns) = ready_rx.recv().await {
+            seen.insert(ns);
+            if seen.len() == namespaces.len() && !index.is_synced() {
+                index.set_synced();
+                health.set_service_status("", ServingStatus::Serving).await;
+                health
+                    .set_serving::<WorkflowExecutionServiceServer<ExecutionService>>()
+                    .await;
+                tracing::info!("execution index synced; serving");
+            }
+        }
+    }));
+    tasks
+}
+
+/// Mirrors the audit sink's outbox depth into the gauge.
+async fn audit_gauges(ctx: SharedCtx, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut reported_failures = 0u64;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        ctx.metrics
+            .audit_outbox_depth
+            .set(i64::try_from(ctx.audit.outbox_depth()).unwrap_or(i64::MAX));
+        let failures = ctx.audit.delivery_failures();
+        if failures > reported_failures {
+            ctx.metrics
+                .audit_failures
+                .inc_by(failures - reported_failures);
+            reported_failures = failures;
+        }
+    }
+}
+
+impl Running {
+    /// Waits until the index synced (health SERVING, /readyz true).
+    pub async fn wait_ready(&self) {
+        self.ctx.index.wait_synced().await;
+    }
+
+    /// Graceful stop: not ready, streams end, in-flight calls finish (bounded by the grace).
+    pub async fn shutdown(self) {
+        self.readiness.draining.store(true, Ordering::Relaxed);
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        self.shutdown.cancel();
+        let grace = self.ctx.config.shutdown_grace;
+        if tokio::time::timeout(grace, self.grpc).await.is_err() {
+            tracing::warn!("gRPC server did not stop within the grace period");
+        }
+        for t in self.tasks {
+            let _ = tokio::time::timeout(grace, t).await;
+        }
+        tracing::info!("workflow-api stopped");
+    }
+
+    /// Hard stop, as close to SIGKILL as one process allows: nothing is drained.
+    pub fn abort(self) {
+        self.shutdown.cancel();
+        self.grpc.abort();
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Runs until `shutdown` with a kube client from the environment (in-cluster or kubeconfig).
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("creating the Kubernetes client")?;
+    let running = start(config, client).await?;
+    shutdown.cancelled().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub async fn signal_shutdown(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal received; draining");
+    token.cancel();
+}
+
+/// Installs the tracing subscriber (`RUST_LOG`, default `info`); `json` for JSON lines.
+pub fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,269 @@
+//! The one writer of execution status.
+//!
+//! Every status change goes through [`update_status`]: serialized per execution inside this
+//! process, written to the status subresource with the resourceVersion it was computed from
+//! (optimistic concurrency across replicas), retried on conflict from a fresh read. Only the
+//! write that commits a phase change runs its effects, after the commit: the audit event,
+//! the metrics and the release of the target lock. So each transition is audited once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::PostParams;
+use wfe_core::conditions;
+use wfe_core::{FailureReason, Phase};
+use wfe_k8s::{WorkflowExecution, WorkflowExecutionStatus};
+
+use crate::audit::AuditKind;
+use crate::ctx::Ctx;
+use crate::error::{Error, Result, is_conflict, is_not_found};
+use crate::store::{ExecKey, phase_of};
+
+pub mod report;
+pub mod transitions;
+
+/// Per-execution write serialization inside one process.
+#[derive(Debug, Default)]
+pub struct StatusWriter {
+    locks: parking_lot::Mutex<HashMap<ExecKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl StatusWriter {
+    fn lock_for(&self, key: &ExecKey) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().entry(key.clone()).or_default().clone()
+    }
+
+    fn tidy(&self, key: &ExecKey) {
+        let mut locks = self.locks.lock();
+        // Only this map and no waiter hold it: nobody else is writing this execution.
+        if locks.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(key);
+        }
+    }
+}
+
+/// A committed status write.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The object as stored.
+    pub obj: WorkflowExecution,
+    /// Phase before.
+    pub from: Phase,
+    /// Phase after.
+    pub to: Phase,
+}
+
+/// What an update closure decided.
+pub enum Edit {
+    /// Write the edited status.
+    Write,
+    /// Nothing to change.
+    Skip,
+}
+
+const MAX_ATTEMPTS: usize = 8;
+
+/// Reads, edits and writes the status of one execution, retrying on conflict. `edit` gets
+/// the current object, the status to edit and `now`; it may be called more than once.
+pub async fn update_status<F>(ctx: &Ctx, key: &ExecKey, mut edit: F) -> Result<Option<Committed>>
+where
+    F: FnMut(&WorkflowExecution, &mut WorkflowExecutionStatus, Timestamp) -> Edit,
+{
+    let lock = ctx.writer.lock_for(key);
+    let result = {
+        let _guard = lock.lock().await;
+        write_loop(ctx, key, &mut edit).await
+    };
+    drop(lock);
+    ctx.writer.tidy(key);
+    let committed = result?;
+    if let Some(c) = &committed {
+        if c.from != c.to {
+            after_transition(ctx, c).await;
+        }
+    }
+    Ok(committed)
+}
+
+async fn write_loop<F>(ctx: &Ctx, key: &ExecKey, edit: &mut F) -> Result<Option<Committed>>
+where
+    F: FnMut(&WorkflowExecution, &mut WorkflowExecutionStatus, Timestamp) -> Edit,
+{
+    let api = ctx.api(&key.namespace);
+    let mut current = match ctx.index.get(key) {
+        Some(obj) => (*obj).clone(),
+        None => fetch(ctx, key).await?,
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let mut status = current.status.clone().unwrap_or_default();
+        if let Edit::Skip = edit(&current, &mut status, Timestamp::now()) {
+            return Ok(None);
+        }
+        let from = phase_of(&current);
+        let mut next = current.clone();
+        next.status = Some(status);
+        match api
+            .replace_status(&key.name, &PostParams::default(), &next)
+            .await
+        {
+            Ok(stored) => {
+                let to = phase_of(&stored);
+                ctx.index.apply(stored.clone());
+                return Ok(Some(Committed {
+                    obj: stored,
+                    from,
+                    to,
+                }));
+            }
+            Err(e) if is_conflict(&e) => current = fetch(ctx, key).await?,
+            Err(e) if is_not_found(&e) => {
+                return Err(Error::NotFound {
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Aborted(format!(
+        "status of {key} kept conflicting; retry"
+    )))
+}
+
+async fn fetch(ctx: &Ctx, key: &ExecKey) -> Result<WorkflowExecution> {
+    match ctx.api(&key.namespace).get(&key.name).await {
+        Ok(obj) => {
+            ctx.index.apply(obj.clone());
+            Ok(obj)
+        }
+        Err(e) if is_not_found(&e) => Err(Error::NotFound {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The audit events of a committed transition, in order.
+pub fn audit_kinds(c: &Committed) -> Vec<AuditKind> {
+    let status = c.obj.status.clone().unwrap_or_default();
+    let mut kinds = Vec::new();
+    let started = status.start_time.is_some();
+    if c.from == Phase::Pending
+        && started
+        && matches!(c.to, Phase::Running | Phase::Completed | Phase::Failed)
+    {
+        kinds.push(AuditKind::Started);
+    }
+    match c.to {
+        Phase::Completed => kinds.push(AuditKind::Completed),
+        Phase::Skipped => kinds.push(AuditKind::Skipped),
+        Phase::Failed => {
+            let cancelled = status
+                .failure_details
+                .as_ref()
+                .is_some_and(|f| f.reason == FailureReason::Cancelled.as_str());
+            kinds.push(match (cancelled, status.cancel_request) {
+                (true, Some(r)) => AuditKind::Cancelled {
+                    by: r.requested_by,
+                    reason: r.reason,
+                },
+                (true, None) => AuditKind::Cancelled {
+                    by: "unknown".into(),
+                    reason: String::new(),
+                },
+                (false, _) => AuditKind::Failed,
+            });
+        }
+        Phase::Pending | Phase::Running => {}
+    }
+    kinds
+}
+
+/// Effects of a committed phase change: audit, metrics, lock release. Boxed: it writes the
+/// AuditRecorded condition through [`update_status`] again.
+fn after_transition<'a>(
+    ctx: &'a Ctx,
+    c: &'a Committed,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(after_transition_inner(ctx, c))
+}
+
+async fn after_transition_inner(ctx: &Ctx, c: &Committed) {
+    let key = ExecKey::of(&c.obj);
+    tracing::info!(execution = %key, from = %c.from, to = %c.to, "phase transition");
+    let kinds = audit_kinds(c);
+    let mut last = None;
+    for kind in &kinds {
+        last = Some(record_audit(ctx, &c.obj, kind).await);
+    }
+    if c.to.is_terminal() {
+        record_terminal_metrics(ctx, c);
+        let holder = key.to_string();
+        if let Err(e) = crate::lock::release(ctx, &c.obj.spec.target_resource, &holder).await {
+            tracing::warn!(execution = %key, error = %e, "releasing the target lock failed; it is recovered later");
+        }
+    }
+    if let (Some(kind), Some(outcome)) = (kinds.last(), last) {
+        set_audit_condition(ctx, &key, kind, outcome).await;
+    }
+}
+
+/// Records one audit event; returns the error text on failure.
+pub async fn record_audit(
+    ctx: &Ctx,
+    obj: &WorkflowExecution,
+    kind: &AuditKind,
+) -> Result<(), String> {
+    match ctx.audit.record(obj, kind, Timestamp::now()).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            ctx.metrics.audit_failures.inc();
+            tracing::error!(execution = %obj.name_any(), event = kind.event_type(), error = %e, "audit write failed");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Sets AuditRecorded after an audit attempt (a separate write, as upstream does).
+pub async fn set_audit_condition(
+    ctx: &Ctx,
+    key: &ExecKey,
+    kind: &AuditKind,
+    outcome: Result<(), String>,
+) {
+    let update = match &outcome {
+        Ok(()) => conditions::audit_recorded(kind.event_type()),
+        Err(e) => conditions::audit_failed(e),
+    };
+    let res = update_status(ctx, key, |obj, status, now| {
+        transitions::set_condition(obj, status, update.clone(), now);
+        Edit::Write
+    })
+    .await;
+    if let Err(e) = res {
+        tracing::warn!(execution = %key, error = %e, "writing AuditRecorded failed");
+    }
+}
+
+fn record_terminal_metrics(ctx: &Ctx, c: &Committed) {
+    let status = c.obj.status.clone().unwrap_or_default();
+    let cancelled = status
+        .failure_details
+        .as_ref()
+        .is_some_and(|f| f.reason == FailureReason::Cancelled.as_str());
+    let outcome = if cancelled {
+        "Cancelled"
+    } else {
+        c.to.as_str()
+    };
+    let secs = status
+        .duration
+        .as_deref()
+        .and_then(crate::convert::parse_go)
+        .map(|d| d.as_secs_f64());
+    ctx.metrics
+        .terminal(&c.obj.spec.execution_engine, outcome, secs);
+}

@@ -1,0 +1,266 @@
+//! Agent status reports → execution status, with the fencing and binding rules of the
+//! agent protocol.
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use wfe_core::{Engine, FailureDetails, FailureReason, Phase};
+use wfe_k8s::WorkflowExecution;
+use wfe_k8s::workflow_execution as k8s;
+use wfe_proto::agent::{PrimitivePhase, StatusReport};
+use wfe_proto::v1;
+
+use super::{Edit, transitions, update_status};
+use crate::convert::{failure_reason_from_proto, from_ts};
+use crate::ctx::Ctx;
+use crate::store::{ExecKey, phase_of};
+
+/// Who sent a report.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    /// Agent replica id.
+    pub agent_id: String,
+    /// Its cluster.
+    pub cluster_id: String,
+    /// Its engine.
+    pub engine: Engine,
+}
+
+/// Why a report was not applied.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The execution does not exist (or was recreated with another UID).
+    Unknown,
+    /// The execution belongs to another cluster or engine.
+    NotYours,
+    /// The report's fencing token is older than the current assignment's.
+    Stale,
+}
+
+/// Checks a report against the stored execution (binding and fencing).
+pub fn check(obj: &WorkflowExecution, who: &Reporter, r: &StatusReport) -> Result<(), Refused> {
+    let key = r.execution.as_ref().ok_or(Refused::Unknown)?;
+    if !key.uid.is_empty() && obj.uid().as_deref() != Some(key.uid.as_str()) {
+        return Err(Refused::Unknown);
+    }
+    let engine = Engine::parse(&obj.spec.execution_engine).ok();
+    if obj.spec.cluster_id != who.cluster_id || engine != Some(who.engine) {
+        return Err(Refused::NotYours);
+    }
+    let current = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.assignment.as_ref())
+        .map(|a| a.fencing_token);
+    match current {
+        Some(token) if r.fencing_token >= token => Ok(()),
+        _ => Err(Refused::Stale),
+    }
+}
+
+/// Applies one report (or inventory entry). Terminal executions ignore reports.
+pub async fn apply(ctx: &Ctx, who: &Reporter, r: StatusReport) -> Result<(), Refused> {
+    let Some(k) = r.execution.as_ref() else {
+        return Err(Refused::Unknown);
+    };
+    let key = ExecKey {
+        namespace: k.namespace.clone(),
+        name: k.name.clone(),
+    };
+    let obj = ctx.index.get(&key).ok_or(Refused::Unknown)?;
+    check(&obj, who, &r)?;
+    if phase_of(&obj).is_terminal() {
+        return Ok(());
+    }
+    let mut refused = None;
+    let res = update_status(ctx, &key, |obj, status, now| {
+        if let Err(e) = check(obj, who, &r) {
+            refused = Some(e);
+            return Edit::Skip;
+        }
+        if phase_of(obj).is_terminal() {
+            return Edit::Skip;
+        }
+        edit(obj, status, &r, now)
+    })
+    .await;
+    if let Err(e) = res {
+        tracing::warn!(execution = %key, error = %e, "applying a status report failed");
+    }
+    refused.map_or(Ok(()), Err)
+}
+
+fn primitive(r: &StatusReport) -> Option<k8s::ExecutionRef> {
+    r.primitive
+        .as_ref()
+        .filter(|p| !p.name.is_empty())
+        .map(|p| k8s::ExecutionRef {
+            cluster_id: p.cluster_id.clone(),
+            api_version: p.api_version.clone(),
+            kind: p.kind.clone(),
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            uid: p.uid.clone(),
+        })
+}
+
+fn summary(status: &mut wfe_k8s::WorkflowExecutionStatus, r: &StatusReport) {
+    if let Some(p) = &r.progress {
+        status.summary = Some(k8s::ExecutionSummary {
+            completed_tasks: p.completed_tasks,
+            total_tasks: p.total_tasks,
+            retry_count: p.retry_count,
+        });
+    }
+}
+
+fn edit(
+    obj: &WorkflowExecution,
+    status: &mut wfe_k8s::WorkflowExecutionStatus,
+    r: &StatusReport,
+    now: Timestamp,
+) -> Edit {
+    let before = status.clone();
+    let phase = phase_of(obj);
+    summary(status, r);
+    let started = r.started_at.as_ref().and_then(from_ts);
+    let completed = r.completed_at.as_ref().and_then(from_ts);
+    let detail = if r.reason.is_empty() {
+        "Running"
+    } else {
+        r.reason.as_str()
+    };
+    match PrimitivePhase::try_from(r.phase).unwrap_or(PrimitivePhase::Unspecified) {
+        PrimitivePhase::Unspecified => return Edit::Skip,
+        PrimitivePhase::Pending => transitions::set_primitive(obj, status, primitive(r), now),
+        PrimitivePhase::Running => {
+            transitions::mark_running(obj, status, primitive(r), started, detail, now)
+        }
+        PrimitivePhase::Succeeded => {
+            transitions::set_primitive(obj, status, primitive(r), now);
+            if status.start_time.is_none() {
+                status.start_time =
+                    started.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+            }
+            transitions::mark_completed(obj, status, completed, now);
+        }
+        PrimitivePhase::Failed => {
+            transitions::set_primitive(obj, status, primitive(r), now);
+            if status.start_time.is_none() {
+                status.start_time =
+                    started.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+            }
+            let details = failure_of(
+                r,
+                status.start_time.is_some() || phase == Phase::Running,
+                completed.unwrap_or(now),
+            );
+            transitions::mark_failed(obj, status, details, now);
+        }
+        PrimitivePhase::Missing => {
+            let had_primitive = status.execution_ref.is_some();
+            if phase == Phase::Pending && !had_primitive {
+                return Edit::Skip;
+            }
+            let msg = "the primitive was deleted externally";
+            let details =
+                FailureDetails::new(FailureReason::Unknown, msg, phase == Phase::Running, now);
+            transitions::mark_failed(obj, status, details, now);
+        }
+    }
+    if *status == before {
+        Edit::Skip
+    } else {
+        Edit::Write
+    }
+}
+
+fn failure_of(r: &StatusReport, started: bool, at: Timestamp) -> FailureDetails {
+    let Some(f) = &r.failure else {
+        let msg = if r.message.is_empty() {
+            "the workflow failed"
+        } else {
+            r.message.as_str()
+        };
+        return FailureDetails::new(FailureReason::Unknown, msg, started, at);
+    };
+    let reason = failure_reason_from_proto(
+        v1::FailureReason::try_from(f.reason).unwrap_or(v1::FailureReason::Unknown),
+    );
+    let mut d = FailureDetails::new(
+        reason,
+        f.message.clone(),
+        started || f.was_execution_failure,
+        at,
+    );
+    d.failed_task_index = Some(f.failed_task_index);
+    d.failed_task_name = Some(f.failed_task_name.clone()).filter(|s| !s.is_empty());
+    d.failed_step_name = Some(f.failed_step_name.clone()).filter(|s| !s.is_empty());
+    d.exit_code = f.exit_code;
+    if let Some(t) = f.failed_at.as_ref().and_then(from_ts) {
+        d.failed_at = t;
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wfe_proto::agent::ExecutionKey;
+
+    fn obj(token: u64) -> WorkflowExecution {
+        let mut w = WorkflowExecution::new("we-1", Default::default());
+        w.metadata.uid = Some("u1".into());
+        w.spec.execution_engine = "job".into();
+        w.spec.cluster_id = "east".into();
+        w.status = Some(wfe_k8s::WorkflowExecutionStatus {
+            assignment: Some(k8s::Assignment {
+                agent_id: "a".into(),
+                session_id: "s".into(),
+                fencing_token: token,
+                assigned_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    Timestamp::UNIX_EPOCH,
+                ),
+                acknowledged: true,
+            }),
+            ..Default::default()
+        });
+        w
+    }
+
+    fn report(token: u64) -> StatusReport {
+        StatusReport {
+            execution: Some(ExecutionKey {
+                name: "we-1".into(),
+                namespace: "ns".into(),
+                uid: "u1".into(),
+            }),
+            fencing_token: token,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fencing_and_binding() {
+        let who = Reporter {
+            agent_id: "a".into(),
+            cluster_id: "east".into(),
+            engine: Engine::Job,
+        };
+        assert_eq!(check(&obj(2), &who, &report(2)), Ok(()));
+        assert_eq!(check(&obj(2), &who, &report(3)), Ok(()));
+        assert_eq!(check(&obj(2), &who, &report(1)), Err(Refused::Stale));
+        let west = Reporter {
+            cluster_id: "west".into(),
+            ..who.clone()
+        };
+        assert_eq!(check(&obj(2), &west, &report(2)), Err(Refused::NotYours));
+        let tekton = Reporter {
+            engine: Engine::Tekton,
+            ..who.clone()
+        };
+        assert_eq!(check(&obj(2), &tekton, &report(2)), Err(Refused::NotYours));
+        let mut other = report(2);
+        other.execution.as_mut().unwrap().uid = "u2".into();
+        assert_eq!(check(&obj(2), &who, &other), Err(Refused::Unknown));
+    }
+}

@@ -1,0 +1,475 @@
+//! The in-memory index of WorkflowExecutions, fed by kube-rs watchers, and its change feed.
+//!
+//! ```text
+//!  API server ──watch──► watcher task ──► Index (by key, target, phase, agent, idempotency key)
+//!  our own writes ─────────────────────►   │  every change gets a sequence number
+//!                                          ├──► broadcast ──► Watch RPC streams
+//!                                          ├──► ring of recent changes (resume tokens)
+//!                                          └──► Notify ──► dispatcher
+//! ```
+//!
+//! The resources are the source of truth: after a restart the index is rebuilt from the
+//! initial list. Writes of this process are applied at once (read-your-writes), and a watch
+//! event with an older resourceVersion never overwrites a newer object.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use parking_lot::RwLock;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use wfe_core::Phase;
+use wfe_k8s::WorkflowExecution;
+use wfe_k8s::labels::IDEMPOTENCY_KEY_HASH;
+
+/// Identifies an execution.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExecKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ExecKey {
+    /// The key of an object.
+    pub fn of(obj: &WorkflowExecution) -> Self {
+        Self {
+            namespace: obj.namespace().unwrap_or_default(),
+            name: obj.name_any(),
+        }
+    }
+}
+
+impl std::fmt::Display for ExecKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What happened to an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New.
+    Added,
+    /// Changed.
+    Modified,
+    /// Deleted (the object is the last known state).
+    Deleted,
+}
+
+/// One entry of the change feed.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Strictly increasing within one [`Index`].
+    pub seq: u64,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The object after the change.
+    pub obj: Arc<WorkflowExecution>,
+}
+
+/// The phase of an execution; an unset phase is Pending (just created).
+pub fn phase_of(obj: &WorkflowExecution) -> Phase {
+    let s = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("");
+    Phase::parse(s).unwrap_or(Phase::Pending)
+}
+
+fn rv_of(obj: &WorkflowExecution) -> Option<u64> {
+    obj.resource_version().and_then(|rv| rv.parse().ok())
+}
+
+fn agent_of(obj: &WorkflowExecution) -> Option<String> {
+    obj.status
+        .as_ref()?
+        .assignment
+        .as_ref()
+        .map(|a| a.agent_id.clone())
+}
+
+fn idem_of(obj: &WorkflowExecution) -> Option<(String, String)> {
+    let hash = obj.labels().get(IDEMPOTENCY_KEY_HASH)?;
+    Some((obj.namespace().unwrap_or_default(), hash.clone()))
+}
+
+#[derive(Default)]
+struct Inner {
+    objects: HashMap<ExecKey, Arc<WorkflowExecution>>,
+    by_target: HashMap<String, BTreeSet<ExecKey>>,
+    by_phase: HashMap<Phase, BTreeSet<ExecKey>>,
+    by_agent: HashMap<String, BTreeSet<ExecKey>>,
+    by_idem: HashMap<(String, String), ExecKey>,
+    seq: u64,
+    ring: VecDeque<Change>,
+}
+
+impl Inner {
+    fn unindex(&mut self, key: &ExecKey, obj: &WorkflowExecution) {
+        if let Some(s) = self.by_target.get_mut(&obj.spec.target_resource) {
+            s.remove(key);
+        }
+        if let Some(s) = self.by_phase.get_mut(&phase_of(obj)) {
+            s.remove(key);
+        }
+        if let Some(a) = agent_of(obj) {
+            if let Some(s) = self.by_agent.get_mut(&a) {
+                s.remove(key);
+            }
+        }
+        if let Some(i) = idem_of(obj) {
+            if self.by_idem.get(&i) == Some(key) {
+                self.by_idem.remove(&i);
+            }
+        }
+    }
+
+    fn index(&mut self, key: &ExecKey, obj: &WorkflowExecution) {
+        let k = key.clone();
+        self.by_target
+            .entry(obj.spec.target_resource.clone())
+            .or_default()
+            .insert(k.clone());
+        self.by_phase
+            .entry(phase_of(obj))
+            .or_default()
+            .insert(k.clone());
+        if let Some(a) = agent_of(obj) {
+            self.by_agent.entry(a).or_default().insert(k.clone());
+        }
+        if let Some(i) = idem_of(obj) {
+            self.by_idem.insert(i, k);
+        }
+    }
+
+    fn push(&mut self, kind: ChangeKind, obj: Arc<WorkflowExecution>, cap: usize) -> Change {
+        self.seq += 1;
+        let change = Change {
+            seq: self.seq,
+            kind,
+            obj,
+        };
+        if self.ring.len() >= cap {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(change.clone());
+        change
+    }
+}
+
+/// The index and its change feed.
+pub struct Index {
+    inner: RwLock<Inner>,
+    tx: broadcast::Sender<Change>,
+    synced: watch::Sender<bool>,
+    notify: Notify,
+    epoch: String,
+    ring_size: usize,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resume token older than the ring (or from another server instance).
+#[derive(Debug)]
+pub struct TooOld;
+
+impl Index {
+    /// An empty, unsynced index keeping `ring_size` changes for resuming watches.
+    pub fn new(ring_size: usize) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(4096);
+        let (synced, _) = watch::channel(false);
+        Arc::new(Self {
+            inner: RwLock::new(Inner::default()),
+            tx,
+            synced,
+            notify: Notify::new(),
+            epoch: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            ring_size,
+        })
+    }
+
+    /// Identifies this index instance inside resume tokens.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Upserts an object unless the index already holds a newer version.
+    pub fn apply(&self, obj: WorkflowExecution) {
+        let key = ExecKey::of(&obj);
+        let change = {
+            let mut inner = self.inner.write();
+            let kind = match inner.objects.get(&key) {
+                Some(cur) => {
+                    let same_uid = cur.uid() == obj.uid();
+                    match (rv_of(cur), rv_of(&obj)) {
+                        (Some(a), Some(b)) if same_uid && b <= a => return,
+                        _ => ChangeKind::Modified,
+                    }
+                }
+                None => ChangeKind::Added,
+            };
+            if let Some(old) = inner.objects.get(&key).cloned() {
+                inner.unindex(&key, &old);
+            }
+            inner.index(&key, &obj);
+            let obj = Arc::new(obj);
+            inner.objects.insert(key, obj.clone());
+            inner.push(kind, obj, self.ring_size)
+        };
+        self.publish(change);
+    }
+
+    /// Removes an object.
+    pub fn delete(&self, obj: &WorkflowExecution) {
+        let key = ExecKey::of(obj);
+        let change = {
+            let mut inner = self.inner.write();
+            let Some(old) = inner.objects.remove(&key) else {
+                return;
+            };
+            inner.unindex(&key, &old);
+            inner.push(ChangeKind::Deleted, old, self.ring_size)
+        };
+        self.publish(change);
+    }
+
+    /// Replaces everything of `namespace` with a fresh list (after a (re)list).
+    pub fn replace_namespace(&self, namespace: &str, objs: Vec<WorkflowExecution>) {
+        let fresh: HashSet<ExecKey> = objs.iter().map(ExecKey::of).collect();
+        let gone: Vec<Arc<WorkflowExecution>> = {
+            let inner = self.inner.read();
+            inner
+                .objects
+                .iter()
+                .filter(|(k, _)| k.namespace == namespace && !fresh.contains(k))
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        for obj in gone {
+            self.delete(&obj);
+        }
+        for obj in objs {
+            self.apply(obj);
+        }
+    }
+
+    fn publish(&self, change: Change) {
+        // No receivers is normal (no Watch streams open).
+        let _ = self.tx.send(change);
+        self.notify.notify_one();
+    }
+
+    /// Marks the initial list as loaded.
+    pub fn set_synced(&self) {
+        self.synced.send_replace(true);
+        self.notify.notify_one();
+    }
+
+    /// Whether the initial list was loaded.
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Waits until the initial list was loaded.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.synced.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Wakes when anything changed (for the dispatcher).
+    pub fn changed(&self) -> &Notify {
+        &self.notify
+    }
+
+    /// One execution.
+    pub fn get(&self, key: &ExecKey) -> Option<Arc<WorkflowExecution>> {
+        self.inner.read().objects.get(key).cloned()
+    }
+
+    fn collect<'a>(
+        inner: &Inner,
+        keys: impl Iterator<Item = &'a ExecKey>,
+    ) -> Vec<Arc<WorkflowExecution>> {
+        keys.filter_map(|k| inner.objects.get(k).cloned()).collect()
+    }
+
+    /// Every execution on a target (any namespace).
+    pub fn by_target(&self, target: &str) -> Vec<Arc<WorkflowExecution>> {
+        let inner = self.inner.read();
+        inner
+            .by_target
+            .get(target)
+            .map(|s| Self::collect(&inner, s.iter()))
+            .unwrap_or_default()
+    }
+
+    /// Every execution in a phase.
+    pub fn by_phase(&self, phase: Phase) -> Vec<Arc<WorkflowExecution>> {
+        let inner = self.inner.read();
+        inner
+            .by_phase
+            .get(&phase)
+            .map(|s| Self::collect(&inner, s.iter()))
+            .unwrap_or_default()
+    }
+
+    /// Every execution assigned to an agent.
+    pub fn by_agent(&self, agent_id: &str) -> Vec<Arc<WorkflowExecution>> {
+        let inner = self.inner.read();
+        inner
+            .by_agent
+            .get(agent_id)
+            .map(|s| Self::collect(&inner, s.iter()))
+            .unwrap_or_default()
+    }
+
+    /// The execution created with an idempotency key hash in a namespace.
+    pub fn by_idempotency(&self, namespace: &str, hash: &str) -> Option<Arc<WorkflowExecution>> {
+        let inner = self.inner.read();
+        let key = inner
+            .by_idem
+            .get(&(namespace.to_owned(), hash.to_owned()))?;
+        inner.objects.get(key).cloned()
+    }
+
+    /// Every execution of a namespace.
+    pub fn all_in(&self, namespace: &str) -> Vec<Arc<WorkflowExecution>> {
+        let inner = self.inner.read();
+        Self::collect(
+            &inner,
+            inner.objects.keys().filter(|k| k.namespace == namespace),
+        )
+    }
+
+    /// Subscribes to changes and returns the current state with the sequence it reflects.
+    /// Changes after that sequence arrive on the receiver.
+    pub fn subscribe(
+        &self,
+    ) -> (
+        broadcast::Receiver<Change>,
+        u64,
+        Vec<Arc<WorkflowExecution>>,
+    ) {
+        let inner = self.inner.read();
+        // Subscribing under the lock: nothing can be published between snapshot and subscribe.
+        let rx = self.tx.subscribe();
+        (rx, inner.seq, inner.objects.values().cloned().collect())
+    }
+
+    /// Subscribes and returns the changes after `seq`, or [`TooOld`] if the ring lost some.
+    pub fn resume(
+        &self,
+        seq: u64,
+    ) -> Result<(broadcast::Receiver<Change>, u64, Vec<Change>), TooOld> {
+        let inner = self.inner.read();
+        let oldest = inner.ring.front().map(|c| c.seq).unwrap_or(inner.seq + 1);
+        if seq > inner.seq || seq + 1 < oldest {
+            return Err(TooOld);
+        }
+        let rx = self.tx.subscribe();
+        let missed = inner.ring.iter().filter(|c| c.seq > seq).cloned().collect();
+        Ok((rx, inner.seq, missed))
+    }
+
+    /// The latest sequence number.
+    pub fn seq(&self) -> u64 {
+        self.inner.read().seq
+    }
+}
+
+/// Feeds the index from a watch on one namespace until `shutdown`.
+pub async fn run_watcher(
+    api: Api<WorkflowExecution>,
+    namespace: String,
+    index: Arc<Index>,
+    ready: tokio::sync::mpsc::Sender<String>,
+    shutdown: CancellationToken,
+) {
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut buffer: Vec<WorkflowExecution> = Vec::new();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = stream.next() => e,
+        };
+        match event {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, namespace = %namespace, "workflowexecution watch failed; retrying")
+            }
+            Some(Ok(watcher::Event::Init)) => buffer.clear(),
+            Some(Ok(watcher::Event::InitApply(obj))) => buffer.push(obj),
+            Some(Ok(watcher::Event::InitDone)) => {
+                index.replace_namespace(&namespace, std::mem::take(&mut buffer));
+                let _ = ready.try_send(namespace.clone());
+            }
+            Some(Ok(watcher::Event::Apply(obj))) => index.apply(obj),
+            Some(Ok(watcher::Event::Delete(obj))) => index.delete(&obj),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wfe_k8s::WorkflowExecutionSpec;
+
+    fn wfe(name: &str, rv: &str, target: &str) -> WorkflowExecution {
+        let mut w = WorkflowExecution::new(
+            name,
+            WorkflowExecutionSpec {
+                target_resource: target.into(),
+                ..Default::default()
+            },
+        );
+        w.metadata.namespace = Some("ns".into());
+        w.metadata.resource_version = Some(rv.into());
+        w.metadata.uid = Some("u".into());
+        w
+    }
+
+    #[test]
+    fn newer_versions_win_and_changes_are_sequenced() {
+        let idx = Index::new(10);
+        let (mut rx, seq0, snap) = idx.subscribe();
+        assert!(snap.is_empty());
+        idx.apply(wfe("a", "5", "t"));
+        idx.apply(wfe("a", "4", "t")); // older: ignored
+        idx.apply(wfe("a", "6", "t2"));
+        assert_eq!(idx.by_target("t").len(), 0);
+        assert_eq!(idx.by_target("t2").len(), 1);
+        let c1 = rx.try_recv().unwrap();
+        let c2 = rx.try_recv().unwrap();
+        assert_eq!((c1.seq, c1.kind), (seq0 + 1, ChangeKind::Added));
+        assert_eq!((c2.seq, c2.kind), (seq0 + 2, ChangeKind::Modified));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn resume_and_too_old() {
+        let idx = Index::new(2);
+        for i in 0..5 {
+            idx.apply(wfe(&format!("e{i}"), "1", "t"));
+        }
+        assert!(idx.resume(1).is_err());
+        let (_, seq, missed) = idx.resume(3).unwrap();
+        assert_eq!(seq, 5);
+        assert_eq!(missed.len(), 2);
+        idx.replace_namespace("ns", vec![wfe("e0", "1", "t")]);
+        assert_eq!(idx.all_in("ns").len(), 1);
+    }
+}
