@@ -1,0 +1,82 @@
+//! Classifying Kubernetes API errors met while creating a primitive.
+
+use wfe_core::FailureReason;
+
+/// True for HTTP 409 AlreadyExists.
+pub fn is_already_exists(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
+}
+
+/// True for HTTP 404.
+pub fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// The failure reason and message for a refused create: 403 with a quota message is
+/// ResourceExhausted, other 403s Forbidden, 422/400 ConfigurationError, the rest Unknown.
+pub fn create_failure(kind: &str, e: &kube::Error) -> (FailureReason, String) {
+    let reason = match e {
+        kube::Error::Api(s) if s.code == 403 && s.message.contains("exceeded quota") => {
+            FailureReason::ResourceExhausted
+        }
+        kube::Error::Api(s) if s.code == 403 => FailureReason::Forbidden,
+        kube::Error::Api(s) if s.code == 422 || s.code == 400 => FailureReason::ConfigurationError,
+        _ => FailureReason::Unknown,
+    };
+    let detail = match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    };
+    (reason, format!("Failed to create {kind}: {detail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, reason)
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn create_errors_table() {
+        let cases = [
+            (
+                api(
+                    403,
+                    "Forbidden",
+                    "jobs.batch is forbidden: exceeded quota: q, requested: count/jobs.batch=1",
+                ),
+                FailureReason::ResourceExhausted,
+            ),
+            (
+                api(
+                    403,
+                    "Forbidden",
+                    "jobs.batch is forbidden: User cannot create",
+                ),
+                FailureReason::Forbidden,
+            ),
+            (
+                api(422, "Invalid", "spec.template: Invalid value"),
+                FailureReason::ConfigurationError,
+            ),
+            (
+                api(500, "InternalError", "etcd down"),
+                FailureReason::Unknown,
+            ),
+        ];
+        for (e, want) in cases {
+            let (got, msg) = create_failure("Job", &e);
+            assert_eq!(got, want, "{e}");
+            assert!(msg.starts_with("Failed to create Job: "), "{msg}");
+        }
+        assert!(is_already_exists(&api(409, "AlreadyExists", "exists")));
+        assert!(!is_already_exists(&api(409, "Conflict", "rv")));
+        assert!(is_not_found(&api(404, "NotFound", "gone")));
+    }
+}

@@ -1,0 +1,215 @@
+//! The job engine's [`Executor`]: creates, adopts, watches, cancels and releases Jobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::{BoxStream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wfe_agent::kube_errors::{create_failure, is_already_exists, is_not_found};
+use wfe_agent::primitive::{
+    Observation, Owner, execution_selector, owned_selector, owner_from_assign, owner_of,
+    primitive_ref, report,
+};
+use wfe_agent::{Availability, Executor, ExecutorError};
+use wfe_core::failure::{FailureDetails, FailureReason};
+use wfe_k8s::labels;
+use wfe_proto::agent::{Assign, Cancel, PrimitivePhase, Release, StatusReport};
+
+use crate::job::build_job;
+use crate::status::{JobState, Policy, job_state};
+
+/// The engine name.
+pub const ENGINE: &str = "job";
+/// How often running Jobs are re-evaluated from the caches (for time-based rules such as
+/// the stuck grace), without any API call.
+const REEVALUATE_EVERY: Duration = Duration::from_secs(5);
+
+/// Settings of the job executor.
+#[derive(Debug, Clone)]
+pub struct JobExecutorConfig {
+    /// Namespace of the Jobs.
+    pub namespace: String,
+    /// Cluster id, for primitive references.
+    pub cluster_id: String,
+    /// When to give up early.
+    pub policy: Policy,
+}
+
+struct Writers {
+    jobs: reflector::store::Writer<Job>,
+    pods: reflector::store::Writer<Pod>,
+    events: reflector::store::Writer<Event>,
+}
+
+/// Creates and watches Jobs.
+pub struct JobExecutor {
+    client: Client,
+    cfg: JobExecutorConfig,
+    jobs: Store<Job>,
+    pods: Store<Pod>,
+    events: Store<Event>,
+    writers: Mutex<Option<Writers>>,
+}
+
+/// What a watch event means for the reports.
+enum Change {
+    Job(String),
+    Deleted(Box<Job>),
+    All,
+    Nothing,
+}
+
+impl JobExecutor {
+    /// A new executor; call [`Executor::observe`] to start its watches.
+    pub fn new(client: Client, cfg: JobExecutorConfig) -> Self {
+        let (jobs, jw) = reflector::store();
+        let (pods, pw) = reflector::store();
+        let (events, ew) = reflector::store();
+        Self {
+            client,
+            cfg,
+            jobs,
+            pods,
+            events,
+            writers: Mutex::new(Some(Writers {
+                jobs: jw,
+                pods: pw,
+                events: ew,
+            })),
+        }
+    }
+
+    fn api(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), &self.cfg.namespace)
+    }
+
+    fn job(&self, name: &str) -> Option<Arc<Job>> {
+        self.jobs
+            .get(&ObjectRef::new(name).within(&self.cfg.namespace))
+    }
+
+    /// The Job of an execution (newest attempt) from the cache.
+    fn find_by_uid(&self, uid: &str) -> Option<Arc<Job>> {
+        self.jobs
+            .state()
+            .into_iter()
+            .filter(|j| owner_of(&j.metadata).is_some_and(|o| o.key.uid == uid))
+            .max_by_key(|j| owner_of(&j.metadata).map_or(0, |o| o.attempt))
+    }
+
+    fn pods_of(&self, name: &str) -> Vec<Arc<Pod>> {
+        self.pods
+            .state()
+            .into_iter()
+            .filter(|p| job_name_of_pod(p).as_deref() == Some(name))
+            .collect()
+    }
+
+    fn events_of(&self, name: &str) -> Vec<Arc<Event>> {
+        let pod_prefix = format!("{name}-");
+        self.events
+            .state()
+            .into_iter()
+            .filter(|e| {
+                let o = &e.involved_object;
+                match (o.kind.as_deref(), o.name.as_deref()) {
+                    (Some("Job"), Some(n)) => n == name,
+                    (Some("Pod"), Some(n)) => n.starts_with(&pod_prefix),
+                    _ => false,
+                }
+            })
+            .collect()
+    }
+
+    fn state_of(&self, job: &Job, owner: &Owner, now: Timestamp) -> JobState {
+        let name = job.name_any();
+        let pods = self.pods_of(&name);
+        let events = self.events_of(&name);
+        let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
+        let events: Vec<&Event> = events.iter().map(AsRef::as_ref).collect();
+        job_state(job, &pods, &events, owner, &self.cfg.policy, now)
+    }
+
+    fn report_of(&self, job: &Job, now: Timestamp) -> Option<(StatusReport, bool)> {
+        let owner = owner_of(&job.metadata)?;
+        let state = self.state_of(job, &owner, now);
+        let r = report(&owner, Some(self.reference(job)), &state.observation, now);
+        Some((r, state.abort && !is_finished(job)))
+    }
+
+    fn reference(&self, job: &Job) -> wfe_proto::v1::PrimitiveReference {
+        primitive_ref(&self.cfg.cluster_id, "batch/v1", "Job", &job.metadata)
+    }
+
+    fn failed(
+        &self,
+        owner: &Owner,
+        reason: FailureReason,
+        message: String,
+        started: bool,
+        job: Option<&Job>,
+    ) -> StatusReport {
+        let now = Timestamp::now();
+        let obs = Observation::failed(FailureDetails::new(reason, message, started, now), owner);
+        report(owner, job.map(|j| self.reference(j)), &obs, now)
+    }
+}
+
+fn is_finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
+        })
+}
+
+fn job_name_of_pod(p: &Pod) -> Option<String> {
+    let l = p.metadata.labels.as_ref()?;
+    l.get("batch.kubernetes.io/job-name")
+        .or_else(|| l.get("job-name"))
+        .cloned()
+}
+
+/// The Job a pod event is about: pod names are `<job>-<5 chars>`.
+fn job_name_of_event(e: &Event) -> Option<String> {
+    let o = &e.involved_object;
+    match o.kind.as_deref()? {
+        "Job" => o.name.clone(),
+        "Pod" => o
+            .name
+            .as_deref()?
+            .rsplit_once('-')
+            .map(|(j, _)| j.to_owned()),
+        _ => None,
+    }
+}
+
+fn change<K, F>(ev: Result<watcher::Event<K>, watcher::Error>, f: F) -> Change
+where
+    F: Fn(&K, bool) -> Change,
+{
+    match ev {
+        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => f(&o, false),
+        Ok(watcher::Event::Delete(o)) => f(&o, true),
+        Ok(watcher::Event::InitDone) => Change::All,
+        Ok(watcher::Event::Init) => Change::Nothing,
+        Err(e) => {
+            tracing::warn!(error = %e, "watch error; retrying with backoff");
+            Change::Nothing
+        }
+    }
+}
+
+mod run;
