@@ -59,7 +59,12 @@ pub struct Details {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: Box::default() }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: Box::default(),
+        }
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {

@@ -7,34 +7,63 @@ mod common;
 use common::{code, eventually};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
 async fn configmap_crud_conflicts_and_patches() {
     let sb = common::start().await;
     let api: Api<ConfigMap> = Api::namespaced(sb.kube_client().unwrap(), "default");
-    let created = api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     assert!(created.metadata.uid.is_some());
     assert!(created.metadata.creation_timestamp.is_some());
-    assert_eq!(code(api.create(&PostParams::default(), &cm("a", json!({}))).await), (409, "AlreadyExists".into()));
+    assert_eq!(
+        code(
+            api.create(&PostParams::default(), &cm("a", json!({})))
+                .await
+        ),
+        (409, "AlreadyExists".into())
+    );
 
     // Update with the current resourceVersion works; reusing the old one is a 409 Conflict.
     let mut fresh = created.clone();
     fresh.data = Some([("k".to_string(), "v2".to_string())].into());
-    let updated = api.replace("a", &PostParams::default(), &fresh).await.unwrap();
+    let updated = api
+        .replace("a", &PostParams::default(), &fresh)
+        .await
+        .unwrap();
     assert_ne!(updated.resource_version(), created.resource_version());
-    assert_eq!(code(api.replace("a", &PostParams::default(), &fresh).await), (409, "Conflict".into()));
+    assert_eq!(
+        code(api.replace("a", &PostParams::default(), &fresh).await),
+        (409, "Conflict".into())
+    );
 
-    let merged = api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"m": "1"}}))).await.unwrap();
+    let merged = api
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"m": "1"}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(merged.data.as_ref().unwrap()["m"], "1");
-    let jp: json_patch::Patch = serde_json::from_value(json!([{"op": "add", "path": "/data/j", "value": "2"}])).unwrap();
-    let patched = api.patch("a", &PatchParams::default(), &Patch::<()>::Json(jp)).await.unwrap();
+    let jp: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": "/data/j", "value": "2"}])).unwrap();
+    let patched = api
+        .patch("a", &PatchParams::default(), &Patch::<()>::Json(jp))
+        .await
+        .unwrap();
     assert_eq!(patched.data.as_ref().unwrap()["j"], "2");
     let applied = api
         .patch("b", &PatchParams::apply("tests"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"x": "1"}})))
@@ -49,7 +78,10 @@ async fn configmap_crud_conflicts_and_patches() {
 
     api.delete("a", &DeleteParams::default()).await.unwrap();
     assert_eq!(code(api.get("a").await), (404, "NotFound".into()));
-    assert_eq!(code(api.delete("a", &DeleteParams::default()).await), (404, "NotFound".into()));
+    assert_eq!(
+        code(api.delete("a", &DeleteParams::default()).await),
+        (404, "NotFound".into())
+    );
     sb.shutdown().await;
 }
 
@@ -58,17 +90,29 @@ async fn generate_name_and_missing_namespace() {
     let sb = common::start().await;
     let client = sb.kube_client().unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let obj: ConfigMap = serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
+    let obj: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
     let created = api.create(&PostParams::default(), &obj).await.unwrap();
     assert!(created.name_any().starts_with("gen-") && created.name_any().len() == 9);
     let nowhere: Api<ConfigMap> = Api::namespaced(client, "nowhere");
-    assert_eq!(code(nowhere.create(&PostParams::default(), &cm("x", json!({}))).await).0, 404);
+    assert_eq!(
+        code(
+            nowhere
+                .create(&PostParams::default(), &cm("x", json!({})))
+                .await
+        )
+        .0,
+        404
+    );
     sb.shutdown().await;
 }
 
 fn job(name: &str) -> Job {
-    serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"template": {"spec": {
-        "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -81,25 +125,50 @@ async fn job_status_subresource_and_generation() {
     assert!(created.status.is_none(), "status is ignored on create");
     assert_eq!(created.metadata.generation, Some(1));
 
-    let st = api.patch_status("j", &PatchParams::default(), &Patch::Merge(json!({"status": {"active": 1}}))).await.unwrap();
+    let st = api
+        .patch_status(
+            "j",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"active": 1}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(st.status.as_ref().unwrap().active, Some(1));
-    assert_eq!(st.metadata.generation, Some(1), "status writes do not bump generation");
+    assert_eq!(
+        st.metadata.generation,
+        Some(1),
+        "status writes do not bump generation"
+    );
 
     // A main-resource write cannot change status but spec changes bump generation.
     let patched = api
-        .patch("j", &PatchParams::default(), &Patch::Merge(json!({"spec": {"parallelism": 2}, "status": {"active": 9}})))
+        .patch(
+            "j",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"parallelism": 2}, "status": {"active": 9}})),
+        )
         .await
         .unwrap();
     assert_eq!(patched.status.as_ref().unwrap().active, Some(1));
     assert_eq!(patched.metadata.generation, Some(2));
-    let labels_only = api.patch("j", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}}))).await.unwrap();
+    let labels_only = api
+        .patch(
+            "j",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(labels_only.metadata.generation, Some(2));
 
     // replace_status takes only the status of the body.
     let mut body = api.get_status("j").await.unwrap();
     body.status = Some(serde_json::from_value(json!({"succeeded": 1})).unwrap());
     body.spec.as_mut().unwrap().parallelism = Some(7);
-    let replaced = api.replace_status("j", &PostParams::default(), &body).await.unwrap();
+    let replaced = api
+        .replace_status("j", &PostParams::default(), &body)
+        .await
+        .unwrap();
     assert_eq!(replaced.status.as_ref().unwrap().succeeded, Some(1));
     assert_eq!(replaced.spec.as_ref().unwrap().parallelism, Some(2));
     sb.shutdown().await;
@@ -111,15 +180,62 @@ async fn label_field_selectors_and_pagination() {
     let api: Api<ConfigMap> = Api::namespaced(sb.kube_client().unwrap(), "default");
     for i in 0..7 {
         let tier = if i % 2 == 0 { "front" } else { "back" };
-        api.create(&PostParams::default(), &cm(&format!("c{i}"), json!({"tier": tier, "n": i.to_string()}))).await.unwrap();
+        api.create(
+            &PostParams::default(),
+            &cm(&format!("c{i}"), json!({"tier": tier, "n": i.to_string()})),
+        )
+        .await
+        .unwrap();
     }
-    let names = |l: kube::api::ObjectList<ConfigMap>| l.items.iter().map(|c| c.name_any()).collect::<Vec<_>>();
-    assert_eq!(names(api.list(&ListParams::default().labels("tier=front")).await.unwrap()), ["c0", "c2", "c4", "c6"]);
-    assert_eq!(names(api.list(&ListParams::default().labels("tier in (back),n notin (1)")).await.unwrap()), ["c3", "c5"]);
-    assert_eq!(names(api.list(&ListParams::default().labels("!tier")).await.unwrap()).len(), 0);
-    assert_eq!(names(api.list(&ListParams::default().fields("metadata.name=c5")).await.unwrap()), ["c5"]);
-    assert_eq!(names(api.list(&ListParams::default().fields("metadata.name!=c5")).await.unwrap()).len(), 6);
-    assert_eq!(code(api.list(&ListParams::default().fields("data.k=v")).await).0, 400);
+    let names = |l: kube::api::ObjectList<ConfigMap>| {
+        l.items.iter().map(|c| c.name_any()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier=front"))
+                .await
+                .unwrap()
+        ),
+        ["c0", "c2", "c4", "c6"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("tier in (back),n notin (1)"))
+                .await
+                .unwrap()
+        ),
+        ["c3", "c5"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("!tier"))
+                .await
+                .unwrap()
+        )
+        .len(),
+        0
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name=c5"))
+                .await
+                .unwrap()
+        ),
+        ["c5"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name!=c5"))
+                .await
+                .unwrap()
+        )
+        .len(),
+        6
+    );
+    assert_eq!(
+        code(api.list(&ListParams::default().fields("data.k=v")).await).0,
+        400
+    );
 
     let mut seen = Vec::new();
     let mut lp = ListParams::default().limit(3);
@@ -147,8 +263,21 @@ async fn finalizers_hold_deletion_until_removed() {
     let pending = api.delete("f", &DeleteParams::default()).await.unwrap();
     let held = pending.left().expect("object still present");
     assert!(held.metadata.deletion_timestamp.is_some());
-    assert!(api.get("f").await.unwrap().metadata.deletion_timestamp.is_some());
-    api.patch("f", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    assert!(
+        api.get("f")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    api.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
     assert_eq!(code(api.get("f").await).0, 404);
     sb.shutdown().await;
 }
@@ -156,7 +285,10 @@ async fn finalizers_hold_deletion_until_removed() {
 async fn job_with_pod(client: &kube::Client, name: &str, block: bool) -> (Api<Job>, Api<Pod>) {
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let j = jobs.create(&PostParams::default(), &job(name)).await.unwrap();
+    let j = jobs
+        .create(&PostParams::default(), &job(name))
+        .await
+        .unwrap();
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": format!("{name}-pod"), "ownerReferences": [{
         "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": j.uid().unwrap(), "controller": true, "blockOwnerDeletion": block}]},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
@@ -170,20 +302,38 @@ async fn propagation_policies_and_garbage_collection() {
     let client = sb.kube_client().unwrap();
 
     let (jobs, pods) = job_with_pod(&client, "bg", false).await;
-    jobs.delete("bg", &DeleteParams::background()).await.unwrap();
-    eventually(5, "background GC removes the pod", || async { pods.get_opt("bg-pod").await.unwrap().is_none().then_some(()) }).await;
+    jobs.delete("bg", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually(5, "background GC removes the pod", || async {
+        pods.get_opt("bg-pod")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
 
     let (jobs, pods) = job_with_pod(&client, "orphan", false).await;
-    jobs.delete("orphan", &DeleteParams::orphan()).await.unwrap();
+    jobs.delete("orphan", &DeleteParams::orphan())
+        .await
+        .unwrap();
     let pod = pods.get("orphan-pod").await.unwrap();
-    assert!(pod.metadata.owner_references.unwrap_or_default().is_empty(), "orphaned pod lost its owner reference");
+    assert!(
+        pod.metadata.owner_references.unwrap_or_default().is_empty(),
+        "orphaned pod lost its owner reference"
+    );
 
     // Foreground: the owner stays (foregroundDeletion) until the blocking dependent is gone.
     let (jobs, pods) = job_with_pod(&client, "fg", true).await;
     let mut held: Pod = pods.get("fg-pod").await.unwrap();
     held.metadata.finalizers = Some(vec!["test/hold".into()]);
-    pods.replace("fg-pod", &PostParams::default(), &held).await.unwrap();
-    jobs.delete("fg", &DeleteParams::foreground()).await.unwrap();
+    pods.replace("fg-pod", &PostParams::default(), &held)
+        .await
+        .unwrap();
+    jobs.delete("fg", &DeleteParams::foreground())
+        .await
+        .unwrap();
     let owner = eventually(5, "owner marked", || async {
         let j = jobs.get("fg").await.ok()?;
         j.metadata.deletion_timestamp.is_some().then_some(j)
@@ -191,12 +341,29 @@ async fn propagation_policies_and_garbage_collection() {
     .await;
     assert!(owner.finalizers().iter().any(|f| f == "foregroundDeletion"));
     eventually(5, "pod marked for deletion", || async {
-        pods.get("fg-pod").await.ok()?.metadata.deletion_timestamp.map(|_| ())
+        pods.get("fg-pod")
+            .await
+            .ok()?
+            .metadata
+            .deletion_timestamp
+            .map(|_| ())
     })
     .await;
-    assert!(jobs.get_opt("fg").await.unwrap().is_some(), "blocked by the pod's finalizer");
-    pods.patch("fg-pod", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": []}}))).await.unwrap();
-    eventually(5, "owner deleted after dependent", || async { jobs.get_opt("fg").await.unwrap().is_none().then_some(()) }).await;
+    assert!(
+        jobs.get_opt("fg").await.unwrap().is_some(),
+        "blocked by the pod's finalizer"
+    );
+    pods.patch(
+        "fg-pod",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+    )
+    .await
+    .unwrap();
+    eventually(5, "owner deleted after dependent", || async {
+        jobs.get_opt("fg").await.unwrap().is_none().then_some(())
+    })
+    .await;
     sb.shutdown().await;
 }
 
@@ -208,9 +375,16 @@ async fn namespace_deletion_removes_contents() {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).unwrap();
     nss.create(&PostParams::default(), &ns).await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team-a");
-    cms.create(&PostParams::default(), &cm("c", json!({}))).await.unwrap();
-    nss.delete("team-a", &DeleteParams::default()).await.unwrap();
-    eventually(5, "namespace gone", || async { nss.get_opt("team-a").await.unwrap().is_none().then_some(()) }).await;
+    cms.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+    nss.delete("team-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(5, "namespace gone", || async {
+        nss.get_opt("team-a").await.unwrap().is_none().then_some(())
+    })
+    .await;
     assert!(cms.get_opt("c").await.unwrap().is_none());
     sb.shutdown().await;
 }

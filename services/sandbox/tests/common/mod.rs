@@ -19,7 +19,11 @@ pub async fn start() -> Sandbox {
 
 /// A sandbox with `config`, controllers off.
 pub async fn start_with(config: SandboxConfig) -> Sandbox {
-    let config = SandboxConfig { job_controller: false, tekton_controller: false, ..config };
+    let config = SandboxConfig {
+        job_controller: false,
+        tekton_controller: false,
+        ..config
+    };
     Sandbox::start(config).await.expect("sandbox starts")
 }
 
@@ -33,12 +37,17 @@ pub async fn install_widgets(client: &kube::Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition = serde_json::from_value(widgets_crd()).unwrap();
-    crds.create(&PostParams::default(), &crd).await.expect("CRD created");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("CRD created");
 }
 
 /// The ApiResource of Widgets.
 pub fn widget_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("test.sandbox.io", "v1", "Widget"), "widgets")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("test.sandbox.io", "v1", "Widget"),
+        "widgets",
+    )
 }
 
 /// Widgets in `ns`.
@@ -64,7 +73,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

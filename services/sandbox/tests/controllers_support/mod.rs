@@ -39,7 +39,10 @@ where
         Ok(Ok(Some(obj))) => obj,
         Ok(Ok(None)) => panic!("{name}: deleted while waiting for {what}"),
         Ok(Err(e)) => panic!("{name}: watch failed while waiting for {what}: {e}"),
-        Err(_) => panic!("{name}: no {what} within {DEADLINE:?}; last seen: {:#?}", last.get_opt(name).await),
+        Err(_) => panic!(
+            "{name}: no {what} within {DEADLINE:?}; last seen: {:#?}",
+            last.get_opt(name).await
+        ),
     }
 }
 
@@ -65,7 +68,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < DEADLINE, "not true within {DEADLINE:?}: {what}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not true within {DEADLINE:?}: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -76,7 +82,12 @@ pub async fn events_about(client: &Client, namespace: &str, prefix: &str) -> Vec
     let list = api.list(&ListParams::default()).await.expect("list events");
     list.items
         .into_iter()
-        .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+        .filter(|e| {
+            e.involved_object
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
         .collect()
 }
 
@@ -84,6 +95,11 @@ pub async fn events_about(client: &Client, namespace: &str, prefix: &str) -> Vec
 pub fn reasons(events: &[Event]) -> Vec<(String, String)> {
     events
         .iter()
-        .map(|e| (e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default()))
+        .map(|e| {
+            (
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default(),
+            )
+        })
         .collect()
 }
