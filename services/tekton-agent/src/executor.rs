@@ -1,0 +1,158 @@
+//! The tekton engine's [`Executor`]: creates, adopts, watches, cancels and releases
+//! PipelineRuns.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::stream::{BoxStream, StreamExt};
+use jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wfe_agent::kube_errors::{create_failure, is_already_exists, is_not_found};
+use wfe_agent::primitive::{
+    Observation, Owner, execution_selector, owned_selector, owner_from_assign, owner_of,
+    primitive_ref, report,
+};
+use wfe_agent::{Availability, Executor, ExecutorError};
+use wfe_core::failure::{FailureDetails, FailureReason};
+use wfe_k8s::labels;
+use wfe_k8s::tekton::{PipelineRun, TaskRun};
+use wfe_proto::agent::{Assign, Cancel, PrimitivePhase, Release, StatusReport};
+
+use crate::pipeline_run::build_pipeline_run;
+use crate::status::pipeline_run_state;
+
+/// The engine name.
+pub const ENGINE: &str = "tekton";
+
+/// Settings of the tekton executor.
+#[derive(Debug, Clone)]
+pub struct TektonExecutorConfig {
+    /// Namespace of the PipelineRuns.
+    pub namespace: String,
+    /// Cluster id, for primitive references.
+    pub cluster_id: String,
+}
+
+struct Writers {
+    runs: reflector::store::Writer<PipelineRun>,
+    tasks: reflector::store::Writer<TaskRun>,
+}
+
+/// Creates and watches PipelineRuns.
+pub struct TektonExecutor {
+    client: Client,
+    cfg: TektonExecutorConfig,
+    runs: Store<PipelineRun>,
+    tasks: Store<TaskRun>,
+    writers: Mutex<Option<Writers>>,
+}
+
+enum Change {
+    Run(String),
+    Deleted(Box<PipelineRun>),
+    All,
+    Nothing,
+}
+
+fn change<K, F: Fn(&K, bool) -> Change>(
+    ev: Result<watcher::Event<K>, watcher::Error>,
+    f: F,
+) -> Change {
+    match ev {
+        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => f(&o, false),
+        Ok(watcher::Event::Delete(o)) => f(&o, true),
+        Ok(watcher::Event::InitDone) => Change::All,
+        Ok(watcher::Event::Init) => Change::Nothing,
+        Err(e) => {
+            tracing::warn!(error = %e, "watch error; retrying with backoff");
+            Change::Nothing
+        }
+    }
+}
+
+/// The PipelineRun a TaskRun belongs to (label set by Tekton).
+fn run_of_task(t: &TaskRun) -> Option<String> {
+    t.labels().get("tekton.dev/pipelineRun").cloned()
+}
+
+impl TektonExecutor {
+    /// A new executor; call [`Executor::observe`] to start its watches.
+    pub fn new(client: Client, cfg: TektonExecutorConfig) -> Self {
+        let (runs, rw) = reflector::store();
+        let (tasks, tw) = reflector::store();
+        Self {
+            client,
+            cfg,
+            runs,
+            tasks,
+            writers: Mutex::new(Some(Writers {
+                runs: rw,
+                tasks: tw,
+            })),
+        }
+    }
+
+    fn api(&self) -> Api<PipelineRun> {
+        Api::namespaced(self.client.clone(), &self.cfg.namespace)
+    }
+
+    fn run(&self, name: &str) -> Option<Arc<PipelineRun>> {
+        self.runs
+            .get(&ObjectRef::new(name).within(&self.cfg.namespace))
+    }
+
+    fn find_by_uid(&self, uid: &str) -> Option<Arc<PipelineRun>> {
+        self.runs
+            .state()
+            .into_iter()
+            .filter(|r| owner_of(&r.metadata).is_some_and(|o| o.key.uid == uid))
+            .max_by_key(|r| owner_of(&r.metadata).map_or(0, |o| o.attempt))
+    }
+
+    fn reference(&self, pr: &PipelineRun) -> wfe_proto::v1::PrimitiveReference {
+        primitive_ref(
+            &self.cfg.cluster_id,
+            "tekton.dev/v1",
+            "PipelineRun",
+            &pr.metadata,
+        )
+    }
+
+    fn observation(&self, pr: &PipelineRun, owner: &Owner, now: Timestamp) -> Observation {
+        let name = pr.name_any();
+        let trs: Vec<Arc<TaskRun>> = self
+            .tasks
+            .state()
+            .into_iter()
+            .filter(|t| run_of_task(t).as_deref() == Some(name.as_str()))
+            .collect();
+        let trs: Vec<&TaskRun> = trs.iter().map(AsRef::as_ref).collect();
+        pipeline_run_state(pr, &trs, owner, now)
+    }
+
+    fn report_of(&self, pr: &PipelineRun, now: Timestamp) -> Option<StatusReport> {
+        let owner = owner_of(&pr.metadata)?;
+        let obs = self.observation(pr, &owner, now);
+        Some(report(&owner, Some(self.reference(pr)), &obs, now))
+    }
+
+    fn failed(
+        &self,
+        owner: &Owner,
+        reason: FailureReason,
+        message: String,
+        started: bool,
+        pr: Option<&PipelineRun>,
+    ) -> StatusReport {
+        let now = Timestamp::now();
+        let obs = Observation::failed(FailureDetails::new(reason, message, started, now), owner);
+        report(owner, pr.map(|p| self.reference(p)), &obs, now)
+    }
+}
+
+mod run;
