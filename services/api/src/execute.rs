@@ -57,10 +57,15 @@ pub fn key_hash(key: &str) -> String {
 }
 
 /// The admission history of a target, from the index.
+///
+/// Executions whose initial status is not written yet are left out: a concurrent call is
+/// still deciding about them, and the one among them that holds the target lock is added by
+/// the caller from the lease ([`add_holder`]).
 pub fn history(ctx: &Ctx, target: &str) -> Vec<ExecutionRecord> {
     ctx.index
         .by_target(target)
         .iter()
+        .filter(|o| o.status.as_ref().is_some_and(|s| s.phase.is_some()))
         .map(|o| record_of(o))
         .collect()
 }
