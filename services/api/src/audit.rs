@@ -234,6 +234,7 @@ impl AuditSink for JsonlSink {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -153,6 +153,7 @@ fn bearer(md: &MetadataMap) -> Result<&str, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -548,6 +548,7 @@ pub fn record_of(w: &WorkflowExecution) -> wfe_core::ExecutionRecord {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

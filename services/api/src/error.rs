@@ -100,6 +100,7 @@ pub fn is_conflict(e: &kube::Error) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -203,10 +203,10 @@ fn add_holder(hist: &mut Vec<ExecutionRecord>, holder: &ExecKey, target: &str, n
 }
 
 async fn release_if_acquired(ctx: &Ctx, held: &Acquire, target: &str, me: &ExecKey) {
-    if *held == Acquire::Acquired {
-        if let Err(e) = lock::release(ctx, target, &me.to_string()).await {
-            tracing::warn!(error = %e, target_resource = %target, "releasing the target lock failed");
-        }
+    if *held == Acquire::Acquired
+        && let Err(e) = lock::release(ctx, target, &me.to_string()).await
+    {
+        tracing::warn!(error = %e, target_resource = %target, "releasing the target lock failed");
     }
 }
 
@@ -326,6 +326,7 @@ fn respond(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -98,10 +98,10 @@ pub async fn acquire(ctx: &Ctx, target: &str, me: &ExecKey) -> Result<Acquire> {
         if holder.as_ref() == Some(me) {
             return Ok(Acquire::Acquired);
         }
-        if let Some(h) = &holder {
-            if !may_take_over(ctx, h, &existing).await? {
-                return Ok(Acquire::Held(h.clone()));
-            }
+        if let Some(h) = &holder
+            && !may_take_over(ctx, h, &existing).await?
+        {
+            return Ok(Acquire::Held(h.clone()));
         }
         let mut next = lease(ctx, target, me);
         next.metadata.resource_version = existing.resource_version();

@@ -118,15 +118,15 @@ impl Inner {
         if let Some(s) = self.by_phase.get_mut(&phase_of(obj)) {
             s.remove(key);
         }
-        if let Some(a) = agent_of(obj) {
-            if let Some(s) = self.by_agent.get_mut(&a) {
-                s.remove(key);
-            }
+        if let Some(a) = agent_of(obj)
+            && let Some(s) = self.by_agent.get_mut(&a)
+        {
+            s.remove(key);
         }
-        if let Some(i) = idem_of(obj) {
-            if self.by_idem.get(&i) == Some(key) {
-                self.by_idem.remove(&i);
-            }
+        if let Some(i) = idem_of(obj)
+            && self.by_idem.get(&i) == Some(key)
+        {
+            self.by_idem.remove(&i);
         }
     }
 
@@ -424,6 +424,7 @@ pub async fn run_watcher(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use wfe_k8s::WorkflowExecutionSpec;

@@ -50,13 +50,13 @@ fn check_hello(hello: &agent::Hello, binding: Option<&AgentBinding>) -> Result<E
     if hello.agent_id.is_empty() {
         return Err(Error::field("hello.agent_id", "agent_id is required"));
     }
-    if let Some(b) = binding {
-        if b.cluster_id != hello.cluster_id || b.engine != engine {
-            return Err(Error::PermissionDenied(format!(
-                "this token is bound to engine {} of cluster {:?}, not engine {engine} of cluster {:?}",
-                b.engine, b.cluster_id, hello.cluster_id
-            )));
-        }
+    if let Some(b) = binding
+        && (b.cluster_id != hello.cluster_id || b.engine != engine)
+    {
+        return Err(Error::PermissionDenied(format!(
+            "this token is bound to engine {} of cluster {:?}, not engine {engine} of cluster {:?}",
+            b.engine, b.cluster_id, hello.cluster_id
+        )));
     }
     Ok(engine)
 }
@@ -205,6 +205,7 @@ impl Reader {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

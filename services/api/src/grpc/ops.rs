@@ -70,16 +70,10 @@ pub async fn cancel(
         .or(committed.map(|c| c.obj));
     if let Some(o) = &latest {
         // A Pending execution may already be assigned: tell the agent in case it started.
-        if let Some(a) = o.status.as_ref().and_then(|s| s.assignment.as_ref()) {
-            if let Some(session) = ctx.agents.by_agent(&a.agent_id) {
-                crate::dispatch::dispatcher::send_cancel(
-                    &session,
-                    o,
-                    &key,
-                    a.fencing_token,
-                    &reason,
-                );
-            }
+        if let Some(a) = o.status.as_ref().and_then(|s| s.assignment.as_ref())
+            && let Some(session) = ctx.agents.by_agent(&a.agent_id)
+        {
+            crate::dispatch::dispatcher::send_cancel(&session, o, &key, a.fencing_token, &reason);
         }
     }
     Ok(v1::CancelWorkflowExecutionResponse {
@@ -207,6 +201,7 @@ pub async fn clear_block(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -214,6 +214,7 @@ async fn pump(ctx: SharedCtx, f: Filter, resume: Option<u64>, tx: Tx, shutdown: 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -79,10 +79,10 @@ where
     drop(lock);
     ctx.writer.tidy(key);
     let committed = result?;
-    if let Some(c) = &committed {
-        if c.from != c.to {
-            after_transition(ctx, c).await;
-        }
+    if let Some(c) = &committed
+        && c.from != c.to
+    {
+        after_transition(ctx, c).await;
     }
     Ok(committed)
 }

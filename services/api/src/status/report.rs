@@ -203,6 +203,7 @@ fn failure_of(r: &StatusReport, started: bool, at: Timestamp) -> FailureDetails 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use wfe_proto::agent::ExecutionKey;

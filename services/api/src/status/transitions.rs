@@ -210,6 +210,7 @@ pub fn failure_to_k8s(d: &FailureDetails) -> k8s::FailureDetails {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use wfe_core::FailureReason;
