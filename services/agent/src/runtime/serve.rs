@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How long the API may take to end the stream after our final message.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 impl Agent {
     /// Serves one session until it is lost or the drain completes.
     pub(super) async fn serve(&mut self, conn: Conn, shutdown: &CancellationToken) -> End {
@@ -46,6 +49,13 @@ impl Agent {
                 break End::Lost(e);
             }
         };
+        if matches!(end, End::Drained) {
+            // Close our half, then let the API finish reading: dropping the response stream
+            // at once would reset the call and could lose the final reports.
+            drop(tx);
+            let rest = async { while let Ok(Some(_)) = rx.message().await {} };
+            let _ = tokio::time::timeout(CLOSE_GRACE, rest).await;
+        }
         self.health.update(|r| r.connected = false);
         self.metrics.connected.set(0);
         end
