@@ -1,0 +1,64 @@
+//! Command line of `wfe`; every flag is also a `WFE_DEV_*` environment variable.
+
+use std::path::PathBuf;
+
+/// Runs the Kubernaut WorkflowExecution system locally, on the sandbox.
+#[derive(Debug, clap::Parser)]
+#[command(name = "wfe", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Start the whole local stack and keep it running until Ctrl-C.
+    Dev(DevArgs),
+    /// Run only the sandbox Kubernetes API server with the CRDs installed
+    /// (started by `dev`; useful on its own).
+    Sandbox(SandboxArgs),
+}
+
+/// Options of `wfe dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Where the stack keeps its state (sandbox objects, audit log, tokens).
+    #[arg(long, env = "WFE_DEV_STATE_DIR", default_value = "target/wfe-dev")]
+    pub state_dir: PathBuf,
+    /// Start from an empty state instead of the one left by the last run.
+    #[arg(long, env = "WFE_DEV_FRESH")]
+    pub fresh: bool,
+    /// Sandbox API server address.
+    #[arg(long, env = "WFE_DEV_SANDBOX_ADDR", default_value = "127.0.0.1:6443")]
+    pub sandbox_addr: std::net::SocketAddr,
+}
+
+/// Options of `wfe sandbox`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
+    /// Address to serve on.
+    #[arg(long, env = "WFE_SANDBOX_ADDR", default_value = "127.0.0.1:6443")]
+    pub listen: std::net::SocketAddr,
+    /// Keep objects in this directory across restarts (in memory when absent).
+    #[arg(long, env = "WFE_SANDBOX_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Runs the chosen command.
+    pub async fn run(self) -> anyhow::Result<()> {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_writer(std::io::stderr)
+            // Children's output goes through `wfe dev`'s pipes: colour only on a terminal.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+        match self.command {
+            Command::Dev(args) => crate::dev::run(args).await,
+            Command::Sandbox(args) => crate::sandbox::run(args).await,
+        }
+    }
+}

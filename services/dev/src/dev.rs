@@ -1,0 +1,174 @@
+//! `wfe dev`: starts each component as a child process and supervises them.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::cli::DevArgs;
+
+/// A running component.
+struct Component {
+    name: &'static str,
+    child: Child,
+}
+
+/// Starts the stack, prints how to use it, and stops it on Ctrl-C or when a
+/// component dies.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    if args.fresh && args.state_dir.exists() {
+        std::fs::remove_dir_all(&args.state_dir).context("clearing the state directory")?;
+    }
+    std::fs::create_dir_all(&args.state_dir).context("creating the state directory")?;
+    let sandbox_url = format!("http://{}", args.sandbox_addr);
+
+    let mut components = Vec::new();
+    let sandbox = spawn(
+        "sandbox",
+        &[
+            "sandbox",
+            "--listen",
+            &args.sandbox_addr.to_string(),
+            "--data-dir",
+            &path_str(&args.state_dir.join("sandbox"))?,
+        ],
+    )?;
+    components.push(sandbox);
+    wait_until_up(&format!("{sandbox_url}/version"), &mut components).await?;
+
+    print_banner(&sandbox_url);
+    let outcome = supervise(&mut components).await;
+    stop_all(&mut components).await;
+    outcome
+}
+
+fn path_str(p: &Path) -> anyhow::Result<String> {
+    p.to_str()
+        .map(str::to_owned)
+        .context("state directory path is not UTF-8")
+}
+
+/// Spawns `wfe <args>` with its output prefixed by the component name.
+fn spawn(name: &'static str, args: &[&str]) -> anyhow::Result<Component> {
+    let exe = std::env::current_exe().context("finding the wfe executable")?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(prefix_lines(name, out));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(prefix_lines(name, err));
+    }
+    Ok(Component { name, child })
+}
+
+async fn prefix_lines(name: &'static str, stream: impl tokio::io::AsyncRead + Unpin) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[{name:>12}] {line}");
+    }
+}
+
+/// Polls `url` until it answers, failing early if a component exits.
+async fn wait_until_up(url: &str, components: &mut [Component]) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    loop {
+        if tokio::net::TcpStream::connect(&host).await.is_ok() {
+            return Ok(());
+        }
+        for c in components.iter_mut() {
+            if let Some(status) = c.child.try_wait()? {
+                bail!("{} exited during start-up ({status})", c.name);
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{url} did not come up within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn print_banner(sandbox_url: &str) {
+    println!(
+        "\nThe local stack is up. Ctrl-C stops it.\n\n\
+         Kubernetes API (sandbox): {sandbox_url}\n  \
+         kubectl --server {sandbox_url} get wfe -A\n"
+    );
+}
+
+/// Waits for Ctrl-C/SIGTERM or for a component to exit.
+async fn supervise(components: &mut [Component]) -> anyhow::Result<()> {
+    let exited = futures_wait_any(components);
+    tokio::select! {
+        _ = wait_for_shutdown_signal() => Ok(()),
+        (name, status) = exited => bail!("{name} exited unexpectedly ({status})"),
+    }
+}
+
+async fn futures_wait_any(components: &mut [Component]) -> (&'static str, String) {
+    loop {
+        for c in components.iter_mut() {
+            if let Ok(Some(status)) = c.child.try_wait() {
+                return (c.name, status.to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// SIGTERM to every component, newest first, then a kill after a grace period.
+async fn stop_all(components: &mut [Component]) {
+    for c in components.iter_mut().rev() {
+        if let Some(pid) = c.child.id() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), c.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = c.child.kill().await;
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
