@@ -1,6 +1,7 @@
 //! The session runtime against a fake workflow-api (a tonic server written here) and a
 //! fake executor: hello/inventory, heartbeats, acks, redelivery, stale fencing tokens,
 //! reconnect + resync, drain.
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -338,7 +339,7 @@ async fn hello_carries_identity_inventory_and_heartbeats_follow() {
     assert_eq!(hello.inventory[0].fencing_token, 4);
     let hb = h
         .next(|m| match m {
-            Up::Heartbeat(hb) => Some(hb.clone()),
+            Up::Heartbeat(hb) => Some(*hb),
             _ => None,
         })
         .await;
@@ -462,7 +463,7 @@ async fn reconnect_resyncs_and_loses_no_status_change() {
     // And after the resync, the finished execution no longer holds a slot.
     let hb = h
         .next(|m| match m {
-            Up::Heartbeat(hb) => Some(hb.clone()),
+            Up::Heartbeat(hb) => Some(*hb),
             _ => None,
         })
         .await;
