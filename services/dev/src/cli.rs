@@ -17,6 +17,19 @@ enum Command {
     /// Run only the sandbox Kubernetes API server with the CRDs installed
     /// (started by `dev`; useful on its own).
     Sandbox(SandboxArgs),
+    /// Run workflow-api (the same code as the `workflow-api` binary).
+    Api(Box<wfe_api::Config>),
+    /// Run a job-agent (the same code as the `job-agent` binary).
+    JobAgent(AgentCli),
+    /// Run a tekton-agent (the same code as the `tekton-agent` binary).
+    TektonAgent(AgentCli),
+}
+
+/// Options of `wfe job-agent` and `wfe tekton-agent`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentCli {
+    #[command(flatten)]
+    pub agent: wfe_agent::AgentArgs,
 }
 
 /// Options of `wfe dev`.
@@ -31,6 +44,12 @@ pub struct DevArgs {
     /// Sandbox API server address.
     #[arg(long, env = "WFE_DEV_SANDBOX_ADDR", default_value = "127.0.0.1:6443")]
     pub sandbox_addr: std::net::SocketAddr,
+    /// workflow-api gRPC address.
+    #[arg(long, env = "WFE_DEV_GRPC_ADDR", default_value = "127.0.0.1:8443")]
+    pub grpc_addr: std::net::SocketAddr,
+    /// workflow-api admin address (/metrics, /readyz); the agents use the next two ports.
+    #[arg(long, env = "WFE_DEV_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+    pub admin_addr: std::net::SocketAddr,
 }
 
 /// Options of `wfe sandbox`.
@@ -59,6 +78,9 @@ impl Cli {
         match self.command {
             Command::Dev(args) => crate::dev::run(args).await,
             Command::Sandbox(args) => crate::sandbox::run(args).await,
+            Command::Api(config) => crate::components::api(*config).await,
+            Command::JobAgent(cli) => crate::components::job_agent(cli.agent).await,
+            Command::TektonAgent(cli) => crate::components::tekton_agent(cli.agent).await,
         }
     }
 }

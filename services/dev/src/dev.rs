@@ -22,24 +22,71 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if args.fresh && args.state_dir.exists() {
         std::fs::remove_dir_all(&args.state_dir).context("clearing the state directory")?;
     }
-    std::fs::create_dir_all(&args.state_dir).context("creating the state directory")?;
-    let sandbox_url = format!("http://{}", args.sandbox_addr);
+    let files = crate::state::prepare(&args)?;
+    let kubeconfig = path_str(&files.kubeconfig)?;
+    let env = [("KUBECONFIG", kubeconfig.as_str())];
 
     let mut components = Vec::new();
-    let sandbox = spawn(
+    let sandbox_dir = path_str(&args.state_dir.join("sandbox"))?;
+    let sandbox_addr = args.sandbox_addr.to_string();
+    let sandbox_args = [
         "sandbox",
-        &[
-            "sandbox",
-            "--listen",
-            &args.sandbox_addr.to_string(),
-            "--data-dir",
-            &path_str(&args.state_dir.join("sandbox"))?,
-        ],
-    )?;
-    components.push(sandbox);
-    wait_until_up(&format!("{sandbox_url}/version"), &mut components).await?;
+        "--listen",
+        &sandbox_addr,
+        "--data-dir",
+        &sandbox_dir,
+    ];
+    components.push(spawn("sandbox", &sandbox_args, &env)?);
+    wait_until_up(args.sandbox_addr, &mut components).await?;
 
-    print_banner(&sandbox_url);
+    let grpc = args.grpc_addr.to_string();
+    let admin = args.admin_addr.to_string();
+    let callers = path_str(&files.caller_tokens)?;
+    let agents = path_str(&files.agent_tokens)?;
+    let audit = path_str(&files.audit_log)?;
+    let api_args = [
+        "api",
+        "--grpc-addr",
+        &grpc,
+        "--admin-addr",
+        &admin,
+        "--caller-tokens-file",
+        &callers,
+        "--agent-tokens-file",
+        &agents,
+        "--audit-file",
+        &audit,
+        "--instance-id",
+        "workflow-api-dev",
+    ];
+    components.push(spawn("workflow-api", &api_args, &env)?);
+    wait_until_up(args.grpc_addr, &mut components).await?;
+
+    let api_url = format!("http://{}", args.grpc_addr);
+    for (i, (name, engine)) in [("job-agent", "job"), ("tekton-agent", "tekton")]
+        .into_iter()
+        .enumerate()
+    {
+        let token = path_str(&files.agent_token(engine))?;
+        let mut admin = args.admin_addr;
+        admin.set_port(args.admin_addr.port() + 1 + i as u16);
+        let admin = admin.to_string();
+        let id = format!("{name}-dev");
+        let agent_args = [
+            name,
+            "--api-url",
+            &api_url,
+            "--token-file",
+            &token,
+            "--admin-addr",
+            &admin,
+            "--agent-id",
+            &id,
+        ];
+        components.push(spawn(name, &agent_args, &env)?);
+    }
+
+    crate::banner::print(&args, &files);
     let outcome = supervise(&mut components).await;
     stop_all(&mut components).await;
     outcome
@@ -52,10 +99,11 @@ fn path_str(p: &Path) -> anyhow::Result<String> {
 }
 
 /// Spawns `wfe <args>` with its output prefixed by the component name.
-fn spawn(name: &'static str, args: &[&str]) -> anyhow::Result<Component> {
+fn spawn(name: &'static str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Component> {
     let exe = std::env::current_exe().context("finding the wfe executable")?;
     let mut child = Command::new(exe)
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -77,17 +125,14 @@ async fn prefix_lines(name: &'static str, stream: impl tokio::io::AsyncRead + Un
     }
 }
 
-/// Polls `url` until it answers, failing early if a component exits.
-async fn wait_until_up(url: &str, components: &mut [Component]) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let host = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+/// Waits until `addr` accepts connections, failing early if a component exits.
+async fn wait_until_up(
+    addr: std::net::SocketAddr,
+    components: &mut [Component],
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if tokio::net::TcpStream::connect(&host).await.is_ok() {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Ok(());
         }
         for c in components.iter_mut() {
@@ -96,18 +141,10 @@ async fn wait_until_up(url: &str, components: &mut [Component]) -> anyhow::Resul
             }
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("{url} did not come up within 30 s");
+            bail!("{addr} did not come up within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn print_banner(sandbox_url: &str) {
-    println!(
-        "\nThe local stack is up. Ctrl-C stops it.\n\n\
-         Kubernetes API (sandbox): {sandbox_url}\n  \
-         kubectl --server {sandbox_url} get wfe -A\n"
-    );
 }
 
 /// Waits for Ctrl-C/SIGTERM or for a component to exit.

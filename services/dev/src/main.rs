@@ -7,9 +7,12 @@
 
 use clap::Parser;
 
+mod banner;
 mod cli;
+mod components;
 mod dev;
 mod sandbox;
+mod state;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
