@@ -228,6 +228,8 @@ impl AuditSink for JsonlSink {
         line.push(b'\n');
         let mut f = self.file.lock().await;
         f.write_all(&line).await?;
+        // tokio buffers file writes: flush before the fsync so the line is on disk.
+        f.flush().await?;
         f.sync_data().await?;
         Ok(())
     }

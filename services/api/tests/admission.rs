@@ -181,7 +181,7 @@ async fn recently_remediated_and_previous_execution_failed_with_clear_block() {
         .iter()
         .filter(|e| e["event_type"] == "workflowexecution.block.cleared")
         .collect();
-    assert_eq!(cleared_events.len(), 1);
+    assert_eq!(cleared_events.len(), 1, "{events:#?}");
     assert_eq!(cleared_events[0]["actor_id"], "alice");
     let res = c
         .execute_workflow(execute_req(t, "wf-3", ""))
@@ -196,8 +196,8 @@ async fn recently_remediated_and_previous_execution_failed_with_clear_block() {
 async fn exponential_backoff_then_exhausted_retries() {
     let env = Env::new().await;
     let mut config = env.config();
-    config.backoff_base = Duration::from_millis(300);
-    config.backoff_max = Duration::from_millis(600);
+    config.backoff_base = Duration::from_secs(2);
+    config.backoff_max = Duration::from_secs(4);
     config.max_consecutive_failures = 2;
     let api = env.start(config).await;
     let mut c = client(&api, CALLER_TOKEN).await;
@@ -218,7 +218,7 @@ async fn exponential_backoff_then_exhausted_retries() {
     assert_eq!(p.blockers[0].reason, BlockReason::ExponentialBackoff as i32);
     assert!(p.earliest_start.is_some());
     // The backoff passes by itself.
-    eventually(5, "the backoff to pass", || {
+    eventually(15, "the backoff to pass", || {
         let mut c = c.clone();
         async move { preflight(&mut c, t, "wf-1").await.would_start.then_some(()) }
     })
