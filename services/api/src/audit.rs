@@ -1,20 +1,23 @@
-//! Audit glue: what the API records, behind a small trait so the sink can be swapped
-//! (the JSON-lines file here; the `wfe-audit` crate's outbox-backed DataStorage sink).
+//! Audit glue: what the API records, turned into `wfe-audit` events and handed to its
+//! [`Auditor`] (a JSON-lines file, or DataStorage behind a durable on-disk outbox).
 //!
 //! Events are recorded after the status write that made the transition has committed, once
 //! per transition; the event id is stable (hash of execution UID and event type), so a
-//! receiver drops a redelivered event.
+//! regenerated event (see [`crate::status::audit_sync`]) is dropped by the sink or receiver.
+//! Which events were recorded is kept in the AuditRecorded condition of the execution.
 
-use std::path::Path;
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use jiff::Timestamp;
 use kube::ResourceExt;
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
-use wfe_core::FailureReason;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wfe_audit::event as ev;
+use wfe_audit::{AuditConfig, AuditEvent, AuditStats, Auditor, ExecutionFacts, SinkConfig};
+use wfe_core::{FailureDetails, FailureReason};
 use wfe_k8s::WorkflowExecution;
+
+use crate::config::{AuditSinkKind, Config};
 
 /// What happened to an execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,192 +50,160 @@ impl AuditKind {
     /// The event type, e.g. `workflowexecution.workflow.completed`.
     pub fn event_type(&self) -> &'static str {
         match self {
-            Self::Started => "workflowexecution.workflow.started",
-            Self::Completed => "workflowexecution.workflow.completed",
-            Self::Failed => "workflowexecution.workflow.failed",
-            Self::Skipped => "workflowexecution.workflow.skipped",
-            Self::Cancelled { .. } => "workflowexecution.workflow.cancelled",
-            Self::BlockCleared { .. } => "workflowexecution.block.cleared",
+            Self::Started => ev::WORKFLOW_STARTED,
+            Self::Completed => ev::WORKFLOW_COMPLETED,
+            Self::Failed => ev::WORKFLOW_FAILED,
+            Self::Skipped => ev::WORKFLOW_SKIPPED,
+            Self::Cancelled { .. } => ev::WORKFLOW_CANCELLED,
+            Self::BlockCleared { .. } => ev::BLOCK_CLEARED,
         }
     }
 }
 
-/// Where audit events go. `record` returns once the event is durable.
-#[async_trait]
-pub trait AuditSink: Send + Sync + 'static {
-    /// Records one event about `exec` (its state after the transition).
-    async fn record(
-        &self,
-        exec: &WorkflowExecution,
-        kind: &AuditKind,
-        at: Timestamp,
-    ) -> anyhow::Result<()>;
-    /// Events waiting for delivery (0 for sinks without an outbox).
-    fn outbox_depth(&self) -> u64 {
-        0
-    }
-    /// Deliveries that failed so far.
-    fn delivery_failures(&self) -> u64 {
-        0
-    }
+/// Every event type, to read the AuditRecorded condition back.
+pub const EVENT_TYPES: [&str; 6] = [
+    ev::WORKFLOW_STARTED,
+    ev::WORKFLOW_COMPLETED,
+    ev::WORKFLOW_FAILED,
+    ev::WORKFLOW_SKIPPED,
+    ev::WORKFLOW_CANCELLED,
+    ev::BLOCK_CLEARED,
+];
+
+/// The API's audit trail: builds events and records them through the `wfe-audit` auditor.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    auditor: Auditor,
 }
 
-/// Stable event id: the first 32 hex characters of sha256(uid + event type).
-pub fn event_id(uid: &str, event_type: &str) -> String {
-    let d = hex::encode(Sha256::digest(format!("{uid}\n{event_type}").as_bytes()));
-    d[..32].to_owned()
-}
-
-/// The upstream envelope (reference §3.5) with `execution_engine` in the payload.
-pub fn envelope(exec: &WorkflowExecution, kind: &AuditKind, at: Timestamp) -> Value {
-    let uid = exec.uid().unwrap_or_default();
-    let spec = &exec.spec;
-    let status = exec.status.clone().unwrap_or_default();
-    let (action, outcome, actor_type, actor_id) = match kind {
-        AuditKind::Started => ("started", "success", "service", "workflow-api".to_owned()),
-        AuditKind::Completed => ("completed", "success", "service", "workflow-api".to_owned()),
-        AuditKind::Failed => ("failed", "failure", "service", "workflow-api".to_owned()),
-        AuditKind::Skipped => ("skipped", "success", "service", "workflow-api".to_owned()),
-        AuditKind::Cancelled { by, .. } => ("cancelled", "failure", "user", by.clone()),
-        AuditKind::BlockCleared { by, .. } => ("block_cleared", "success", "user", by.clone()),
-    };
-    let mut data = json!({
-        "event_type": kind.event_type(),
-        "execution_name": exec.name_any(),
-        "execution_engine": spec.execution_engine,
-        "workflow_id": spec.workflow_ref.workflow_id,
-        "workflow_name": spec.workflow_ref.workflow_name,
-        "workflow_version": spec.workflow_ref.version,
-        "action_type": spec.workflow_ref.action_type,
-        "container_image": spec.workflow_ref.container_image,
-        "target_resource": spec.target_resource,
-        "phase": status.phase.clone().unwrap_or_else(|| "Pending".into()),
-    });
-    let extra = payload_extra(exec, kind);
-    if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
-        d.extend(e.clone());
-    }
-    let mut env = json!({
-        "event_id": event_id(&uid, kind.event_type()),
-        "version": "1.0",
-        "event_type": kind.event_type(),
-        "event_timestamp": at.to_string(),
-        "event_category": "workflowexecution",
-        "event_action": action,
-        "event_outcome": outcome,
-        "actor_type": actor_type,
-        "actor_id": actor_id,
-        "resource_type": "WorkflowExecution",
-        "resource_id": if matches!(kind, AuditKind::BlockCleared { .. }) { uid.clone() } else { exec.name_any() },
-        "correlation_id": spec.remediation_request_ref.name,
-        "namespace": exec.namespace().unwrap_or_default(),
-        "event_data": data,
-    });
-    if !spec.cluster_id.is_empty() {
-        env["cluster_id"] = json!(spec.cluster_id);
-    }
-    env
-}
-
-fn payload_extra(exec: &WorkflowExecution, kind: &AuditKind) -> Value {
-    let status = exec.status.clone().unwrap_or_default();
-    let mut v = json!({});
-    if let Some(t) = &status.start_time {
-        v["started_at"] = json!(t.0.to_string());
-    }
-    if let Some(t) = &status.completion_time {
-        v["completed_at"] = json!(t.0.to_string());
-    }
-    if let Some(d) = &status.duration {
-        v["duration"] = json!(d);
-    }
-    if let Some(r) = &status.execution_ref {
-        v["pipelinerun_name"] = json!(r.name);
-    }
-    if !exec.spec.parameters.is_empty() {
-        v["parameters"] = json!(exec.spec.parameters);
-    }
-    match kind {
-        AuditKind::Failed | AuditKind::Cancelled { .. } => {
-            if let Some(f) = &status.failure_details {
-                let reason = FailureReason::parse(&f.reason).unwrap_or(FailureReason::Unknown);
-                let (code, retry) = wfe_core::failure::error_code(reason, f.was_execution_failure);
-                v["failure_reason"] = json!(f.reason);
-                v["failure_message"] = json!(f.message);
-                if !f.failed_task_name.is_empty() {
-                    v["failed_task_name"] = json!(f.failed_task_name);
-                }
-                v["error_details"] = json!({
-                    "code": code.as_str(),
-                    "message": f.message,
-                    "component": wfe_core::failure::AUDIT_COMPONENT,
-                    "retry_possible": retry,
-                });
-            }
-            if let AuditKind::Cancelled { reason, .. } = kind {
-                v["cancel_reason"] = json!(reason);
-            }
+impl Audit {
+    /// Opens the sink the configuration names; for DataStorage, spawns the outbox delivery
+    /// worker, which stops with `shutdown` (its tasks are returned, to abort on a hard stop).
+    pub async fn open(
+        config: &Config,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<(Self, Vec<JoinHandle<()>>)> {
+        let sink = match config.audit_sink {
+            AuditSinkKind::File => SinkConfig::JsonlFile(config.audit_file.clone()),
+            AuditSinkKind::Datastorage => SinkConfig::DataStorage {
+                url: config.datastorage_url.clone().ok_or_else(|| {
+                    anyhow::anyhow!("--audit-sink datastorage needs --datastorage-url")
+                })?,
+                outbox_dir: config.audit_outbox_dir.clone(),
+            },
+        };
+        let mut audit_config = AuditConfig::new(sink);
+        // Short first retry: a DataStorage that is back should not wait long.
+        audit_config.initial_backoff = config.audit_retry_base;
+        audit_config.max_backoff = audit_config.max_backoff.max(config.audit_retry_base);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (auditor, worker) = Auditor::open(audit_config, stop_rx).await?;
+        let mut tasks = Vec::new();
+        if let Some(worker) = worker {
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                stop.cancelled().await;
+                let _ = stop_tx.send(true);
+            }));
+            tasks.push(tokio::spawn(worker.run()));
         }
-        AuditKind::Skipped => {
-            if let Some(s) = &status.skip_details {
-                v["skip_reason"] = json!(s.reason);
-                v["skip_message"] = json!(s.message);
-            }
-        }
-        AuditKind::BlockCleared { reason, .. } => {
-            v["clear_reason"] = json!(reason);
-            v["previous_state"] = json!("Blocked");
-            v["new_state"] = json!("Cleared");
-        }
-        AuditKind::Started | AuditKind::Completed => {}
+        Ok((Self { auditor }, tasks))
     }
-    v
-}
 
-/// Appends one JSON object per line to a file; durable when `record` returns (fsync).
-#[derive(Debug)]
-pub struct JsonlSink {
-    file: tokio::sync::Mutex<tokio::fs::File>,
-}
-
-impl JsonlSink {
-    /// Opens (creating) the file for appending.
-    pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .await
-            .with_context(|| format!("opening audit file {}", path.display()))?;
-        Ok(Self {
-            file: tokio::sync::Mutex::new(file),
-        })
-    }
-}
-
-#[async_trait]
-impl AuditSink for JsonlSink {
-    async fn record(
-        &self,
-        exec: &WorkflowExecution,
-        kind: &AuditKind,
-        at: Timestamp,
-    ) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(&envelope(exec, kind, at))?;
-        line.push(b'\n');
-        let mut f = self.file.lock().await;
-        f.write_all(&line).await?;
-        // tokio buffers file writes: flush before the fsync so the line is on disk.
-        f.flush().await?;
-        f.sync_data().await?;
+    /// Records one event about `exec` (its state after the transition); returns once it is
+    /// durable. A duplicate of an event already recorded is dropped, and that is success.
+    pub async fn record(&self, exec: &WorkflowExecution, kind: &AuditKind) -> anyhow::Result<()> {
+        self.auditor.record(&event(exec, kind)).await?;
         Ok(())
     }
+
+    /// Counters (outbox depth, delivery failures) for the metrics.
+    pub fn stats(&self) -> Arc<AuditStats> {
+        self.auditor.stats()
+    }
+}
+
+/// What the events say about an execution.
+pub fn facts(exec: &WorkflowExecution) -> ExecutionFacts {
+    let spec = &exec.spec;
+    let status = exec.status.clone().unwrap_or_default();
+    ExecutionFacts {
+        name: exec.name_any(),
+        namespace: exec.namespace().unwrap_or_default(),
+        uid: exec.uid().unwrap_or_default(),
+        remediation_request: spec.remediation_request_ref.name.clone(),
+        cluster_id: spec.cluster_id.clone(),
+        execution_engine: spec.execution_engine.clone(),
+        workflow_id: spec.workflow_ref.workflow_id.clone(),
+        workflow_name: spec.workflow_ref.workflow_name.clone(),
+        workflow_version: spec.workflow_ref.version.clone(),
+        action_type: spec.workflow_ref.action_type.clone(),
+        container_image: spec.workflow_ref.container_image.clone(),
+        target_resource: spec.target_resource.clone(),
+        parameters: spec.parameters.clone().into_iter().collect(),
+        phase: status.phase.clone().unwrap_or_else(|| "Pending".into()),
+        started_at: status.start_time.as_ref().map(|t| t.0),
+        completed_at: status.completion_time.as_ref().map(|t| t.0),
+        primitive_name: status.execution_ref.as_ref().map(|r| r.name.clone()),
+        retry_count: status.summary.as_ref().map_or(0, |s| s.retry_count),
+    }
+}
+
+/// When the transition of `kind` happened, from the status; a regenerated event keeps the
+/// original time. Falls back to now.
+fn occurred_at(exec: &WorkflowExecution, kind: &AuditKind) -> Timestamp {
+    let Some(st) = exec.status.as_ref() else {
+        return Timestamp::now();
+    };
+    let t = match kind {
+        AuditKind::Started => st.start_time.as_ref(),
+        AuditKind::BlockCleared { .. } => st.block_clearance.as_ref().map(|b| &b.cleared_at),
+        _ => st.completion_time.as_ref(),
+    };
+    t.map_or_else(Timestamp::now, |t| t.0)
+}
+
+/// The event of `kind` about `exec`.
+pub fn event(exec: &WorkflowExecution, kind: &AuditKind) -> AuditEvent {
+    let f = facts(exec);
+    let at = occurred_at(exec, kind);
+    match kind {
+        AuditKind::Started => f.started(at),
+        AuditKind::Completed => f.completed(at),
+        AuditKind::Failed => f.failed(failure(exec).as_ref(), at),
+        AuditKind::Skipped => f.skipped(&blockers(exec), at),
+        AuditKind::Cancelled { by, reason } => f.cancelled(by, reason, at),
+        AuditKind::BlockCleared { by, reason } => f.block_cleared(by, reason, at),
+    }
+}
+
+fn failure(exec: &WorkflowExecution) -> Option<FailureDetails> {
+    let f = exec.status.as_ref()?.failure_details.as_ref()?;
+    let reason = FailureReason::parse(&f.reason).unwrap_or(FailureReason::Unknown);
+    let mut d = FailureDetails::new(
+        reason,
+        f.message.clone(),
+        f.was_execution_failure,
+        f.failed_at.0,
+    );
+    d.failed_task_name = Some(f.failed_task_name.clone()).filter(|s| !s.is_empty());
+    d.exit_code = f.exit_code;
+    Some(d)
+}
+
+fn blockers(exec: &WorkflowExecution) -> Vec<(String, String)> {
+    let Some(s) = exec.status.as_ref().and_then(|s| s.skip_details.as_ref()) else {
+        return Vec::new();
+    };
+    let mut all: Vec<(String, String)> = s
+        .blockers
+        .iter()
+        .map(|b| (b.reason.clone(), b.message.clone()))
+        .collect();
+    if all.is_empty() {
+        all.push((s.reason.clone(), s.message.clone()));
+    }
+    all
 }
 
 #[cfg(test)]
@@ -241,22 +212,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_ids_are_stable_per_uid_and_type() {
-        assert_eq!(event_id("u1", "a"), event_id("u1", "a"));
-        assert_ne!(event_id("u1", "a"), event_id("u1", "b"));
-        assert_ne!(event_id("u1", "a"), event_id("u2", "a"));
-    }
-
-    #[test]
-    fn envelope_carries_engine_and_correlation() {
+    fn events_carry_engine_correlation_and_stable_ids() {
         let mut w = WorkflowExecution::new("we-1", Default::default());
         w.metadata.namespace = Some("ns".into());
+        w.metadata.uid = Some("u-1".into());
         w.spec.execution_engine = "job".into();
         w.spec.remediation_request_ref.name = "rr-1".into();
-        let e = envelope(&w, &AuditKind::Completed, Timestamp::UNIX_EPOCH);
-        assert_eq!(e["event_data"]["execution_engine"], "job");
-        assert_eq!(e["correlation_id"], "rr-1");
-        assert_eq!(e["event_type"], "workflowexecution.workflow.completed");
-        assert!(e.get("cluster_id").is_none());
+        let e = event(&w, &AuditKind::Completed);
+        assert_eq!(e.event_data["execution_engine"], "job");
+        assert_eq!(e.correlation_id, "rr-1");
+        assert_eq!(e.event_type, "workflowexecution.workflow.completed");
+        assert_eq!(e.event_id, event(&w, &AuditKind::Completed).event_id);
+        assert_ne!(e.event_id, event(&w, &AuditKind::Started).event_id);
+        assert_eq!(
+            e.event_id,
+            wfe_audit::event_id("u-1", e.event_type.as_str())
+        );
     }
 }

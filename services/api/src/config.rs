@@ -47,9 +47,30 @@ pub struct Config {
     /// PEM private key for TLS on the gRPC port (with --tls-cert).
     #[arg(long, env = "WFE_API_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Append audit events to this JSON-lines file.
+    /// Where audit events go: `file` (JSON lines) or `datastorage` (HTTP batches behind a
+    /// durable on-disk outbox).
+    #[arg(long, env = "WFE_API_AUDIT_SINK", value_enum, default_value = "file")]
+    pub audit_sink: AuditSinkKind,
+    /// Append audit events to this JSON-lines file (`--audit-sink file`).
     #[arg(long, env = "WFE_API_AUDIT_FILE", default_value = "audit-events.jsonl")]
     pub audit_file: PathBuf,
+    /// DataStorage base URL (`--audit-sink datastorage`), e.g. `http://data-storage:8080`.
+    #[arg(long, env = "WFE_API_DATASTORAGE_URL")]
+    pub datastorage_url: Option<String>,
+    /// Directory of the audit outbox (`--audit-sink datastorage`); keep it on a volume that
+    /// survives restarts.
+    #[arg(long, env = "WFE_API_AUDIT_OUTBOX_DIR", default_value = "audit-outbox")]
+    pub audit_outbox_dir: PathBuf,
+    /// First delay before retrying a failed DataStorage delivery (doubles per failure).
+    #[arg(long, env = "WFE_API_AUDIT_RETRY_BASE", default_value = "1s", value_parser = parse_duration)]
+    pub audit_retry_base: Duration,
+    /// How often executions are checked for audit events a crash left unrecorded.
+    #[arg(long, env = "WFE_API_AUDIT_RESYNC_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub audit_resync_interval: Duration,
+    /// How long a terminal execution's primitive (Job, PipelineRun) is kept before the API
+    /// asks an agent to delete it.
+    #[arg(long, env = "WFE_API_PRIMITIVE_RETENTION", default_value = "10m", value_parser = parse_duration)]
+    pub primitive_retention: Duration,
     /// How often agents send a heartbeat.
     #[arg(long, env = "WFE_API_HEARTBEAT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
@@ -125,6 +146,15 @@ impl Config {
             ..AdmissionPolicy::default()
         }
     }
+}
+
+/// Audit sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditSinkKind {
+    /// A JSON-lines file.
+    File,
+    /// DataStorage's batch endpoint behind a durable outbox.
+    Datastorage,
 }
 
 /// Parses `500ms`, `2s`, `5m`, `1h` or a bare number of seconds.

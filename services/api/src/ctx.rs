@@ -6,7 +6,7 @@ use kube::Api;
 use wfe_core::AdmissionPolicy;
 use wfe_k8s::WorkflowExecution;
 
-use crate::audit::AuditSink;
+use crate::audit::Audit;
 use crate::auth::{AgentAuth, CallerAuth};
 use crate::config::Config;
 use crate::dispatch::registry::AgentRegistry;
@@ -26,8 +26,10 @@ pub struct Ctx {
     pub index: Arc<Index>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Audit sink.
-    pub audit: Arc<dyn AuditSink>,
+    /// Audit trail.
+    pub audit: Audit,
+    /// Executions whose audit events this process is recording right now.
+    pub auditing: parking_lot::Mutex<std::collections::HashSet<crate::store::ExecKey>>,
     /// Serializes status writes per execution.
     pub writer: StatusWriter,
     /// Connected agents.

@@ -2,7 +2,8 @@
 //! that counts and times every gRPC request by method and code.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -80,6 +81,12 @@ pub struct Metrics {
     pub audit_outbox_depth: Gauge,
     /// Audit deliveries or writes that failed.
     pub audit_failures: Counter,
+    /// The auditor's counters, read at every scrape.
+    audit_stats: OnceLock<Arc<wfe_audit::AuditStats>>,
+    /// Audit writes (file or outbox) that failed; added to the delivery failures.
+    audit_write_failures: AtomicU64,
+    /// Serializes scrapes, so the failure counter catches up once per change.
+    scrape: parking_lot::Mutex<()>,
     /// gRPC requests by method and code.
     pub grpc_requests: Family<MethodCode, Counter>,
     /// gRPC latency by method and code.
@@ -99,6 +106,9 @@ impl Metrics {
             agents: Family::default(),
             audit_outbox_depth: Gauge::default(),
             audit_failures: Counter::default(),
+            audit_stats: OnceLock::new(),
+            audit_write_failures: AtomicU64::new(0),
+            scrape: parking_lot::Mutex::new(()),
             grpc_requests: Family::default(),
             grpc_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             registry: Registry::default(),
@@ -161,8 +171,37 @@ impl Metrics {
             .observe(duration_secs.unwrap_or(0.0));
     }
 
-    /// The text exposition.
+    /// Reads the audit gauges from `stats` at every scrape from now on.
+    pub fn watch_audit(&self, stats: Arc<wfe_audit::AuditStats>) {
+        let _ = self.audit_stats.set(stats);
+    }
+
+    /// Counts an audit write that failed.
+    pub fn audit_write_failed(&self) {
+        self.audit_write_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Brings the audit outbox depth and failure counter up to the auditor's counters.
+    fn refresh_audit(&self) {
+        let _guard = self.scrape.lock();
+        let (depth, delivery) = self.audit_stats.get().map_or((0, 0), |s| {
+            (
+                s.outbox_depth.load(Ordering::Relaxed),
+                s.delivery_failures.load(Ordering::Relaxed),
+            )
+        });
+        self.audit_outbox_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        let total = delivery + self.audit_write_failures.load(Ordering::Relaxed);
+        let seen = self.audit_failures.get();
+        if total > seen {
+            self.audit_failures.inc_by(total - seen);
+        }
+    }
+
+    /// The text exposition (audit figures refreshed first).
     pub fn encode(&self) -> String {
+        self.refresh_audit();
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");

@@ -14,7 +14,7 @@ use wfe_proto::agent::agent_session_service_server::AgentSessionServiceServer;
 use wfe_proto::v1::workflow_execution_service_server::WorkflowExecutionServiceServer;
 
 use crate::admin::{self, Readiness};
-use crate::audit::{AuditSink, JsonlSink};
+use crate::audit::Audit;
 use crate::auth::{AgentAuth, CallerAuth};
 use crate::config::Config;
 use crate::ctx::{Ctx, SharedCtx};
@@ -42,37 +42,32 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Starts an instance with the JSON-lines audit sink of `config.audit_file`.
+/// Starts an instance: watchers, dispatcher, audit (and its outbox delivery), gRPC and
+/// admin listeners.
 pub async fn start(config: Config, client: kube::Client) -> anyhow::Result<Running> {
-    let audit = Arc::new(JsonlSink::open(&config.audit_file).await?);
-    start_with_audit(config, client, audit).await
-}
-
-/// Starts an instance with a given audit sink.
-pub async fn start_with_audit(
-    config: Config,
-    client: kube::Client,
-    audit: Arc<dyn AuditSink>,
-) -> anyhow::Result<Running> {
     let caller_auth = CallerAuth::load(config.caller_tokens_file.as_deref())?;
     let agent_auth = AgentAuth::load(config.agent_tokens_file.as_deref())?;
     if !caller_auth.enabled() {
         tracing::warn!("no --caller-tokens-file: callers are NOT authenticated");
     }
+    let shutdown = CancellationToken::new();
+    let (audit, audit_tasks) = Audit::open(&config, &shutdown).await?;
+    let metrics = Metrics::new();
+    metrics.watch_audit(audit.stats());
     let index = Index::new(10_000);
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         policy: config.admission_policy(),
         config: config.clone(),
         index: index.clone(),
-        metrics: Metrics::new(),
+        metrics,
         audit,
+        auditing: Default::default(),
         writer: StatusWriter::default(),
         agents: AgentRegistry::default(),
         caller_auth,
         agent_auth,
     });
-    let shutdown = CancellationToken::new();
     let readiness = Arc::new(Readiness {
         index: index.clone(),
         bound: false.into(),
@@ -86,9 +81,13 @@ pub async fn start_with_audit(
         .set_not_serving::<WorkflowExecutionServiceServer<ExecutionService>>()
         .await;
     let mut tasks = spawn_watchers(&ctx, &shutdown, health.clone());
+    tasks.extend(audit_tasks);
     let dispatcher = Dispatcher::new(ctx.clone());
     tasks.push(tokio::spawn(dispatcher.clone().run(shutdown.clone())));
-    tasks.push(tokio::spawn(audit_gauges(ctx.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(crate::status::audit_sync::run(
+        ctx.clone(),
+        shutdown.clone(),
+    )));
 
     let listener = tokio::net::TcpListener::bind(config.grpc_addr)
         .await
@@ -201,28 +200,6 @@ fn spawn_watchers(
         }
     }));
     tasks
-}
-
-/// Mirrors the audit sink's outbox depth into the gauge.
-async fn audit_gauges(ctx: SharedCtx, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut reported_failures = 0u64;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        ctx.metrics
-            .audit_outbox_depth
-            .set(i64::try_from(ctx.audit.outbox_depth()).unwrap_or(i64::MAX));
-        let failures = ctx.audit.delivery_failures();
-        if failures > reported_failures {
-            ctx.metrics
-                .audit_failures
-                .inc_by(failures - reported_failures);
-            reported_failures = failures;
-        }
-    }
 }
 
 impl Running {

@@ -185,8 +185,7 @@ pub async fn clear_block(
             by: who.0.clone(),
             reason: reason.clone(),
         };
-        let outcome = status::record_audit(ctx, &c.obj, &kind).await;
-        status::set_audit_condition(ctx, &key, &kind, outcome).await;
+        status::audit_sync::record(ctx, &c.obj, &[kind]).await;
         tracing::info!(execution = %key, cleared_by = %who.0, target_resource = %target, "block cleared");
     }
     let obj = ctx.index.get(&key).ok_or_else(|| Error::NotFound {

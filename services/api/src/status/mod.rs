@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use kube::ResourceExt;
 use kube::api::PostParams;
-use wfe_core::conditions;
 use wfe_core::{FailureReason, Phase};
 use wfe_k8s::{WorkflowExecution, WorkflowExecutionStatus};
 
@@ -21,6 +19,7 @@ use crate::ctx::Ctx;
 use crate::error::{Error, Result, is_conflict, is_not_found};
 use crate::store::{ExecKey, phase_of};
 
+pub mod audit_sync;
 pub mod report;
 pub mod transitions;
 
@@ -157,28 +156,7 @@ pub fn audit_kinds(c: &Committed) -> Vec<AuditKind> {
     {
         kinds.push(AuditKind::Started);
     }
-    match c.to {
-        Phase::Completed => kinds.push(AuditKind::Completed),
-        Phase::Skipped => kinds.push(AuditKind::Skipped),
-        Phase::Failed => {
-            let cancelled = status
-                .failure_details
-                .as_ref()
-                .is_some_and(|f| f.reason == FailureReason::Cancelled.as_str());
-            kinds.push(match (cancelled, status.cancel_request) {
-                (true, Some(r)) => AuditKind::Cancelled {
-                    by: r.requested_by,
-                    reason: r.reason,
-                },
-                (true, None) => AuditKind::Cancelled {
-                    by: "unknown".into(),
-                    reason: String::new(),
-                },
-                (false, _) => AuditKind::Failed,
-            });
-        }
-        Phase::Pending | Phase::Running => {}
-    }
+    kinds.extend(audit_sync::terminal_kind(&status, c.to));
     kinds
 }
 
@@ -195,10 +173,6 @@ async fn after_transition_inner(ctx: &Ctx, c: &Committed) {
     let key = ExecKey::of(&c.obj);
     tracing::info!(execution = %key, from = %c.from, to = %c.to, "phase transition");
     let kinds = audit_kinds(c);
-    let mut last = None;
-    for kind in &kinds {
-        last = Some(record_audit(ctx, &c.obj, kind).await);
-    }
     if c.to.is_terminal() {
         record_terminal_metrics(ctx, c);
         let holder = key.to_string();
@@ -206,46 +180,7 @@ async fn after_transition_inner(ctx: &Ctx, c: &Committed) {
             tracing::warn!(execution = %key, error = %e, "releasing the target lock failed; it is recovered later");
         }
     }
-    if let (Some(kind), Some(outcome)) = (kinds.last(), last) {
-        set_audit_condition(ctx, &key, kind, outcome).await;
-    }
-}
-
-/// Records one audit event; returns the error text on failure.
-pub async fn record_audit(
-    ctx: &Ctx,
-    obj: &WorkflowExecution,
-    kind: &AuditKind,
-) -> Result<(), String> {
-    match ctx.audit.record(obj, kind, Timestamp::now()).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            ctx.metrics.audit_failures.inc();
-            tracing::error!(execution = %obj.name_any(), event = kind.event_type(), error = %e, "audit write failed");
-            Err(e.to_string())
-        }
-    }
-}
-
-/// Sets AuditRecorded after an audit attempt (a separate write, as upstream does).
-pub async fn set_audit_condition(
-    ctx: &Ctx,
-    key: &ExecKey,
-    kind: &AuditKind,
-    outcome: Result<(), String>,
-) {
-    let update = match &outcome {
-        Ok(()) => conditions::audit_recorded(kind.event_type()),
-        Err(e) => conditions::audit_failed(e),
-    };
-    let res = update_status(ctx, key, |obj, status, now| {
-        transitions::set_condition(obj, status, update.clone(), now);
-        Edit::Write
-    })
-    .await;
-    if let Err(e) = res {
-        tracing::warn!(execution = %key, error = %e, "writing AuditRecorded failed");
-    }
+    audit_sync::record(ctx, &c.obj, &kinds).await;
 }
 
 fn record_terminal_metrics(ctx: &Ctx, c: &Committed) {

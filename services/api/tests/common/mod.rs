@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod datastorage;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -65,6 +66,18 @@ impl Env {
         c.ack_timeout = Duration::from_millis(400);
         c.watch_heartbeat = Duration::from_millis(300);
         c.shutdown_grace = Duration::from_secs(2);
+        c.primitive_retention = Duration::ZERO;
+        c
+    }
+
+    /// Test configuration with the DataStorage sink and an outbox under the temp dir.
+    pub fn datastorage_config(&self, url: &str) -> Config {
+        let mut c = self.config();
+        c.audit_sink = wfe_api::config::AuditSinkKind::Datastorage;
+        c.datastorage_url = Some(url.to_owned());
+        c.audit_outbox_dir = self.dir.path().join("outbox");
+        c.audit_retry_base = Duration::from_millis(100);
+        c.audit_resync_interval = Duration::from_millis(200);
         c
     }
 
@@ -199,6 +212,24 @@ pub async fn wait_phase(c: &Client, name: &str, want: v1::Phase) -> v1::Workflow
 
 pub fn condition<'a>(e: &'a v1::WorkflowExecution, t: &str) -> Option<&'a v1::Condition> {
     e.status.as_ref()?.conditions.iter().find(|c| c.r#type == t)
+}
+
+/// The AuditRecorded condition's message once it lists every event type in `types`.
+pub async fn wait_audit_recorded(c: &Client, name: &str, types: &[&str]) -> v1::WorkflowExecution {
+    eventually(
+        10,
+        &format!("AuditRecorded of {name} listing {types:?}"),
+        || {
+            let mut c = c.clone();
+            async move {
+                let e = get(&mut c, name).await;
+                let cond = condition(&e, "AuditRecorded")?;
+                (cond.status == "True" && types.iter().all(|t| cond.message.contains(t)))
+                    .then_some(e)
+            }
+        },
+    )
+    .await
 }
 
 /// The /metrics text.
