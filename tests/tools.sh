@@ -32,6 +32,7 @@ ensure_test_tools() {
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
   command -v kubectl >/dev/null || { echo "kubectl is required on PATH" >&2; return 1; }
   ensure_python_clients
+  ensure_promtool
   # Where pip puts console scripts (grpcurl) may not be on PATH.
   PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
   export PATH

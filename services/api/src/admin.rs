@@ -55,12 +55,26 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics_handler(State(s): State<AdminState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the Prometheus text format
+/// 0.0.4 otherwise (promtool, curl, older scrapers).
+async fn metrics_handler(
+    State(s): State<AdminState>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = s.metrics.encode();
+    if openmetrics {
+        let ct = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        ([(header::CONTENT_TYPE, ct)], text)
+    } else {
+        let ct = "text/plain; version=0.0.4; charset=utf-8";
+        (
+            [(header::CONTENT_TYPE, ct)],
+            crate::metrics::to_prometheus_text(&text),
+        )
+    }
 }
