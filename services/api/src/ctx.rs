@@ -34,6 +34,10 @@ pub struct Ctx {
     pub writer: StatusWriter,
     /// Connected agents.
     pub agents: AgentRegistry,
+    /// Agents connected to any replica (their Leases).
+    pub liveness: crate::dispatch::liveness::Liveness,
+    /// Renews the agent Leases at once (an agent connected).
+    pub lease_poke: tokio::sync::Notify,
     /// Callers' tokens.
     pub caller_auth: CallerAuth,
     /// Agents' tokens.

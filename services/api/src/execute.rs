@@ -86,7 +86,8 @@ pub fn decide(
 /// Whether an agent could take work of this engine and cluster, and the Dispatched state.
 pub fn dispatch_state(ctx: &Ctx, engine: Engine, cluster: &str) -> (DispatchState, String) {
     let shown = if cluster.is_empty() { "local" } else { cluster };
-    if ctx.agents.any_for(engine, cluster) {
+    // Agents of other replicas count too (their Leases): that replica assigns the work.
+    if ctx.agents.any_for(engine, cluster) || ctx.liveness.any_elsewhere(engine, cluster) {
         (
             DispatchState::AwaitingAgent,
             format!("waiting for a free {engine} agent of cluster {shown}"),

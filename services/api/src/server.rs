@@ -19,6 +19,7 @@ use crate::auth::{AgentAuth, CallerAuth};
 use crate::config::Config;
 use crate::ctx::{Ctx, SharedCtx};
 use crate::dispatch::Dispatcher;
+use crate::dispatch::liveness::{self, Liveness};
 use crate::dispatch::registry::AgentRegistry;
 use crate::dispatch::session::SessionService;
 use crate::grpc::ExecutionService;
@@ -55,6 +56,12 @@ pub async fn start(config: Config, client: kube::Client) -> anyhow::Result<Runni
     let metrics = Metrics::new();
     metrics.watch_audit(audit.stats());
     let index = Index::new(10_000);
+    let (liveness, lease_reflector) = Liveness::new(
+        client.clone(),
+        &config.namespace,
+        &replica_id(&config),
+        config.lease_duration,
+    );
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         policy: config.admission_policy(),
@@ -65,6 +72,8 @@ pub async fn start(config: Config, client: kube::Client) -> anyhow::Result<Runni
         auditing: Default::default(),
         writer: StatusWriter::default(),
         agents: AgentRegistry::default(),
+        liveness,
+        lease_poke: tokio::sync::Notify::new(),
         caller_auth,
         agent_auth,
     });
@@ -82,6 +91,8 @@ pub async fn start(config: Config, client: kube::Client) -> anyhow::Result<Runni
         .await;
     let mut tasks = spawn_watchers(&ctx, &shutdown, health.clone());
     tasks.extend(audit_tasks);
+    tasks.push(tokio::spawn(lease_reflector.run(shutdown.clone())));
+    tasks.push(tokio::spawn(liveness::renew(ctx.clone(), shutdown.clone())));
     let dispatcher = Dispatcher::new(ctx.clone());
     tasks.push(tokio::spawn(dispatcher.clone().run(shutdown.clone())));
     tasks.push(tokio::spawn(crate::status::audit_sync::run(
@@ -162,6 +173,18 @@ pub async fn start(config: Config, client: kube::Client) -> anyhow::Result<Runni
         grpc,
         tasks,
     })
+}
+
+/// This replica's id: `--instance-id`, else the host name, plus a random suffix so two
+/// processes (or a restarted one) never share an identity.
+fn replica_id(config: &Config) -> String {
+    let base = if config.instance_id.is_empty() {
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "workflow-api".to_owned())
+    } else {
+        config.instance_id.clone()
+    };
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{base}-{}", &suffix[..8])
 }
 
 /// One watcher per namespace; the index (and health) turn ready when all listed once.

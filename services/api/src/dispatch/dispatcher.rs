@@ -32,7 +32,7 @@ struct Inflight {
 
 /// Routes Pending executions to agents and keeps the assignments honest.
 pub struct Dispatcher {
-    ctx: SharedCtx,
+    pub(super) ctx: SharedCtx,
     inflight: Mutex<HashMap<String, Inflight>>,
     started: Instant,
     wake: Notify,
@@ -53,7 +53,7 @@ fn cancel_id(key: &ExecKey, token: u64) -> String {
     format!("cancel/{}/{}/{token}", key.namespace, key.name)
 }
 
-fn parse_assignment_id(id: &str) -> Option<(ExecKey, u64)> {
+pub(super) fn parse_assignment_id(id: &str) -> Option<(ExecKey, u64)> {
     let mut it = id.rsplitn(3, '/');
     let token = it.next()?.parse().ok()?;
     let name = it.next()?.to_owned();
@@ -70,6 +70,25 @@ impl Dispatcher {
             started: Instant::now(),
             wake: Notify::new(),
         })
+    }
+
+    /// Whether a command is due: never sent, or unacknowledged past the ack timeout.
+    pub(super) fn due(&self, id: &str) -> bool {
+        self.inflight
+            .lock()
+            .get(id)
+            .is_none_or(|i| !i.acked && i.sent.elapsed() >= self.ctx.config.ack_timeout)
+    }
+
+    /// Records that a command was sent now.
+    pub(super) fn mark_sent(&self, id: String) {
+        self.inflight.lock().insert(
+            id,
+            Inflight {
+                sent: Instant::now(),
+                acked: false,
+            },
+        );
     }
 
     /// Asks for a pass soon (an agent connected, left or acknowledged).
@@ -111,6 +130,7 @@ impl Dispatcher {
         for obj in pending.iter().chain(running.iter()) {
             self.handle(obj).await;
         }
+        self.release_pass();
     }
 
     fn expire_sessions(&self) {
@@ -166,6 +186,10 @@ impl Dispatcher {
         if self.started.elapsed() < self.ctx.config.lease_duration {
             return;
         }
+        // Connected to another replica: that one sends, resends and reassigns.
+        if self.ctx.liveness.alive_elsewhere(&a.agent_id) {
+            return;
+        }
         self.try_assign(obj, &key, true, Some(&a.agent_id)).await;
     }
 
@@ -219,9 +243,16 @@ impl Dispatcher {
             .as_ref()
             .and_then(|s| s.assignment.as_ref())
             .map(|a| a.fencing_token);
+        // The decision holds only for the version it was made on: the write carries that
+        // resourceVersion, so of two replicas deciding on it exactly one commits, and a
+        // replica that finds a newer version (a conflict) drops its decision and sends nothing.
+        let decided_on = obj.resource_version();
         let res = update_status(&self.ctx, key, |obj, st, now| {
             let current = st.assignment.as_ref().map(|a| a.fencing_token);
-            if phase_of(obj).is_terminal() || current != seen {
+            if phase_of(obj).is_terminal()
+                || current != seen
+                || obj.resource_version() != decided_on
+            {
                 return Edit::Skip;
             }
             st.assignment = Some(k8s::Assignment {
@@ -297,8 +328,15 @@ impl Dispatcher {
         if current.is_some_and(|c| c.reason == update.reason && c.message == update.message) {
             return;
         }
+        let seen = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.assignment.as_ref())
+            .map(|a| a.fencing_token);
         let res = update_status(&self.ctx, key, |obj, st, now| {
-            if phase_of(obj).is_terminal() {
+            // Another replica may have assigned it meanwhile: its Dispatched condition stands.
+            let current = st.assignment.as_ref().map(|a| a.fencing_token);
+            if phase_of(obj).is_terminal() || current != seen {
                 return Edit::Skip;
             }
             if transitions::set_condition(obj, st, update.clone(), now) {
@@ -387,13 +425,7 @@ impl Dispatcher {
         {
             tracing::warn!(agent = %session.agent_id, "agent outbound queue full; the assignment is resent later");
         }
-        self.inflight.lock().insert(
-            id,
-            Inflight {
-                sent: Instant::now(),
-                acked: false,
-            },
-        );
+        self.mark_sent(id);
     }
 
     fn maybe_resend(
@@ -403,13 +435,7 @@ impl Dispatcher {
         session: &AgentSession,
         token: u64,
     ) {
-        let id = assignment_id(key, token);
-        let due = self
-            .inflight
-            .lock()
-            .get(&id)
-            .is_none_or(|i| !i.acked && i.sent.elapsed() >= self.ctx.config.ack_timeout);
-        if due {
+        if self.due(&assignment_id(key, token)) {
             // Adopt on every redelivery: the agent may have created the primitive already.
             self.send_assign(obj, key, session, true);
         }
@@ -424,22 +450,11 @@ impl Dispatcher {
             return;
         };
         let id = cancel_id(key, a.fencing_token);
-        let due = self
-            .inflight
-            .lock()
-            .get(&id)
-            .is_none_or(|i| !i.acked && i.sent.elapsed() >= self.ctx.config.ack_timeout);
-        if !due {
+        if !self.due(&id) {
             return;
         }
         send_cancel(&session, obj, key, a.fencing_token, &req.reason);
-        self.inflight.lock().insert(
-            id,
-            Inflight {
-                sent: Instant::now(),
-                acked: false,
-            },
-        );
+        self.mark_sent(id);
     }
 
     /// Handles an Ack from an agent.
@@ -448,6 +463,12 @@ impl Dispatcher {
             i.acked = ack.accepted;
         }
         if ack.command_id.starts_with("cancel/") {
+            return;
+        }
+        if let Some(id) = ack.command_id.strip_prefix(super::release::PREFIX) {
+            if ack.accepted {
+                self.on_release_ack(session, id).await;
+            }
             return;
         }
         let Some((key, token)) = parse_assignment_id(&ack.command_id) else {

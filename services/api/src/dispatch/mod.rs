@@ -8,10 +8,15 @@
 //!                                   Pending → pick agent → persist assignment → Assign
 //!                                   unacked → resend;  agent lost → reassign (adopt)
 //!                                   cancel requested → Cancel
+//!                                   terminal + audited + retention → Release
+//!  liveness: a Lease per connected agent, renewed by its replica and read by all, so a
+//!  replica never calls another replica's agent lost, nor an engine agentless.
 //! ```
 
 pub mod dispatcher;
+pub mod liveness;
 pub mod registry;
+pub mod release;
 pub mod session;
 
 pub use dispatcher::Dispatcher;

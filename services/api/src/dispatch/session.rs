@@ -148,6 +148,7 @@ impl Reader {
             self.report(r).await;
         }
         self.ctx.agents.add(self.session.clone());
+        self.ctx.lease_poke.notify_one();
         self.dispatcher.poke();
         loop {
             let msg = tokio::select! {
