@@ -117,6 +117,23 @@ impl FakeAgent {
         }
     }
 
+    /// The next message within `within`, or None.
+    pub async fn try_next(&mut self, within: Duration) -> Option<session_response::Message> {
+        let m = tokio::time::timeout(within, self.inbound.message())
+            .await
+            .ok()?;
+        m.expect("stream ok").and_then(|m| m.message)
+    }
+
+    /// The next Release, skipping other messages.
+    pub async fn next_release(&mut self) -> agent::Release {
+        loop {
+            if let session_response::Message::Release(r) = self.next().await {
+                return r;
+            }
+        }
+    }
+
     /// The next Cancel, skipping other messages.
     pub async fn next_cancel(&mut self) -> agent::Cancel {
         loop {
