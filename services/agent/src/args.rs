@@ -12,7 +12,7 @@ pub struct AgentArgs {
     #[arg(
         long,
         env = "WFE_AGENT_API_URL",
-        default_value = "http://workflow-api:9090"
+        default_value = "http://workflow-api:8443"
     )]
     pub api_url: String,
     /// File holding the bearer token (re-read on every reconnect, so it can rotate).
