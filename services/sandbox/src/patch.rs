@@ -72,12 +72,119 @@ pub fn apply(kind: PatchKind, current: &Value, patch: &Value) -> Result<Value, A
                     "a strategic merge patch must be a JSON object",
                 ));
             }
-            let mut patch = patch.clone();
-            strip_directives(&mut patch);
-            json_patch::merge(&mut target, &patch);
+            strategic_merge(&mut target, patch);
         }
     }
     Ok(target)
+}
+
+/// Keys by which lists of objects are merged in strategic merge patches (`patchMergeKey` of
+/// the built-in types we serve: containers, env, volumes, ports, mounts, conditions, owners).
+const MERGE_KEYS: &[&str] = &[
+    "name",
+    "containerPort",
+    "mountPath",
+    "devicePath",
+    "type",
+    "uid",
+    "ip",
+];
+
+/// Strategic merge: objects merge recursively, lists of objects merge by their merge key
+/// (honouring `$patch: delete` items and `$setElementOrder`), `finalizers` merge as a set,
+/// other lists are replaced; `$patch: replace`, `$retainKeys` and
+/// `$deleteFromPrimitiveList` are understood.
+fn strategic_merge(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if p.get("$patch").and_then(Value::as_str) == Some("replace") || !target.is_object() {
+        let mut replacement = patch.clone();
+        strip_directives(&mut replacement);
+        *target = replacement;
+        return;
+    }
+    let Value::Object(t) = target else { return };
+    for (k, v) in p {
+        if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(Value::Array(cur)), Some(drop)) = (t.get_mut(field), v.as_array()) {
+                cur.retain(|x| !drop.contains(x));
+            }
+            continue;
+        }
+        if k.starts_with('$') {
+            continue;
+        }
+        if v.is_null() {
+            t.remove(k);
+            continue;
+        }
+        let order = p
+            .get(&format!("$setElementOrder/{k}"))
+            .and_then(Value::as_array);
+        match (t.get_mut(k), v) {
+            (Some(Value::Array(cur)), Value::Array(items)) if k == "finalizers" => {
+                for item in items {
+                    if !cur.contains(item) {
+                        cur.push(item.clone());
+                    }
+                }
+            }
+            (Some(Value::Array(cur)), Value::Array(items)) if merge_key(cur, items).is_some() => {
+                let key = merge_key(cur, items).unwrap_or("name");
+                merge_list(cur, items, key, order);
+            }
+            (Some(cur), Value::Object(_)) if cur.is_object() => strategic_merge(cur, v),
+            _ => {
+                let mut nv = v.clone();
+                strip_directives(&mut nv);
+                t.insert(k.clone(), nv);
+            }
+        }
+    }
+    if let Some(keep) = p.get("$retainKeys").and_then(Value::as_array) {
+        t.retain(|k, _| keep.iter().any(|x| x == k.as_str()));
+    }
+}
+
+/// The merge key shared by every element of both lists (all must be objects).
+fn merge_key(cur: &[Value], items: &[Value]) -> Option<&'static str> {
+    if items.is_empty() {
+        return None;
+    }
+    MERGE_KEYS
+        .iter()
+        .copied()
+        .find(|key| cur.iter().chain(items).all(|x| x.get(*key).is_some()))
+}
+
+fn merge_list(cur: &mut Vec<Value>, items: &[Value], key: &str, order: Option<&Vec<Value>>) {
+    for item in items {
+        let id = &item[key];
+        let pos = cur.iter().position(|c| &c[key] == id);
+        match (item.get("$patch").and_then(Value::as_str), pos) {
+            (Some("delete"), Some(i)) => {
+                cur.remove(i);
+            }
+            (Some("delete"), None) => {}
+            (_, Some(i)) => strategic_merge(&mut cur[i], item),
+            (_, None) => {
+                let mut nv = item.clone();
+                strip_directives(&mut nv);
+                cur.push(nv);
+            }
+        }
+    }
+    if let Some(order) = order {
+        let rank = |v: &Value| {
+            order
+                .iter()
+                .position(|o| o[key] == v[key])
+                .unwrap_or(usize::MAX)
+        };
+        cur.sort_by_key(rank);
+    }
 }
 
 /// Drop strategic-merge directives (`$patch`, `$setElementOrder/...`, `$retainKeys`, ...).
@@ -89,6 +196,36 @@ fn strip_directives(v: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(strip_directives),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests_strategic {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strategic_merge_merges_lists_by_key() {
+        let cur = json!({"metadata": {"finalizers": ["a"]}, "spec": {"containers": [
+            {"name": "app", "image": "v1", "env": [{"name": "A", "value": "1"}]},
+            {"name": "side", "image": "s1"}]}});
+        let patch = json!({"metadata": {"finalizers": ["b"]}, "spec": {
+            "$setElementOrder/containers": [{"name": "side"}, {"name": "app"}],
+            "containers": [{"name": "app", "image": "v2", "env": [{"name": "B", "value": "2"}]}, {"name": "gone", "$patch": "delete"}]}});
+        let out = apply(PatchKind::Strategic, &cur, &patch).unwrap();
+        assert_eq!(
+            out,
+            json!({"metadata": {"finalizers": ["a", "b"]}, "spec": {"containers": [
+            {"name": "side", "image": "s1"},
+            {"name": "app", "image": "v2", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]}})
+        );
+        let removed = apply(
+            PatchKind::Strategic,
+            &out,
+            &json!({"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}),
+        )
+        .unwrap();
+        assert_eq!(removed["spec"]["containers"].as_array().unwrap().len(), 1);
     }
 }
 

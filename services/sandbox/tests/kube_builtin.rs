@@ -388,3 +388,37 @@ async fn namespace_deletion_removes_contents() {
     assert!(cms.get_opt("c").await.unwrap().is_none());
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_views_and_delete_collection() {
+    let sb = common::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(sb.kube_client().unwrap(), "default");
+    for (name, tier) in [("m1", "a"), ("m2", "a"), ("m3", "b")] {
+        api.create(&PostParams::default(), &cm(name, json!({"tier": tier})))
+            .await
+            .unwrap();
+    }
+    let meta = api.get_metadata("m1").await.unwrap();
+    assert_eq!(meta.metadata.name.as_deref(), Some("m1"));
+    let metas = api
+        .list_metadata(&ListParams::default().labels("tier=a"))
+        .await
+        .unwrap();
+    assert_eq!(metas.items.len(), 2);
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("tier=a"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    assert_eq!(left, ["m3"]);
+    sb.shutdown().await;
+}

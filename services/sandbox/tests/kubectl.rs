@@ -261,3 +261,54 @@ async fn kubectl_create_get_and_cascading_delete() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
     sb.shutdown().await;
 }
+
+const APP_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: app}
+spec:
+  containers:
+    - name: main
+      image: busybox:1
+      env: [{name: A, value: "1"}]
+    - name: side
+      image: nginx:1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_client_side_apply_merges_containers_by_name() {
+    let sb = common::start().await;
+    let k = Kubectl::new(&sb);
+    k.ok(&["apply", "-f", "-"], Some(APP_POD));
+    let changed = APP_POD.replace("busybox:1", "busybox:2").replace(
+        r#"env: [{name: A, value: "1"}]"#,
+        r#"env: [{name: A, value: "1"}, {name: B, value: "2"}]"#,
+    );
+    assert!(
+        k.ok(&["apply", "-f", "-"], Some(&changed))
+            .contains("pod/app configured")
+    );
+    let images = k.ok(
+        &[
+            "get",
+            "pod",
+            "app",
+            "-o",
+            "jsonpath={.spec.containers[*].image}",
+        ],
+        None,
+    );
+    assert_eq!(images, "busybox:2 nginx:1");
+    let env = k.ok(
+        &[
+            "get",
+            "pod",
+            "app",
+            "-o",
+            "jsonpath={.spec.containers[0].env[*].name}",
+        ],
+        None,
+    );
+    assert_eq!(env, "A B");
+    sb.shutdown().await;
+}

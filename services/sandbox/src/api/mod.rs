@@ -95,6 +95,15 @@ impl Req {
             .is_some_and(|a| a.contains("as=Table"))
     }
 
+    /// Whether the client asked for `meta.k8s.io/v1 PartialObjectMetadata` (kube-rs
+    /// `get_metadata`/`list_metadata`/`metadata_watcher`).
+    pub fn wants_metadata(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
+    }
+
     /// `dryRun=All`.
     pub fn dry_run(&self) -> bool {
         self.q("dryRun") == Some("All")
@@ -236,6 +245,15 @@ pub fn present(obj: &Value, info: &ResourceInfo) -> Value {
         map.insert("apiVersion".into(), Value::String(api_version));
     }
     out
+}
+
+/// The `PartialObjectMetadata` view of an object.
+pub fn metadata_only(obj: &Value) -> Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or(Value::Null),
+    })
 }
 
 /// Serialise `obj` as the response body without copying when no version rewrite is needed.

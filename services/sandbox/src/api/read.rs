@@ -27,6 +27,9 @@ pub fn get(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
             app.store.current_rv(),
         ));
     }
+    if req.wants_metadata() {
+        return Ok(json_response(StatusCode::OK, &super::metadata_only(&obj)));
+    }
     Ok(object_response(StatusCode::OK, &obj, &t.info))
 }
 
@@ -76,6 +79,15 @@ pub fn list(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
     let cont = last.map(|k| encode_continue(&k));
     if req.wants_table() {
         return Ok(table::response(&t.info, &items, cont, rv));
+    }
+    if req.wants_metadata() {
+        let items: Vec<Value> = items.iter().map(|o| super::metadata_only(o)).collect();
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if let Some(c) = cont {
+            meta["continue"] = json!(c);
+        }
+        let list = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
+        return Ok(json_response(StatusCode::OK, &list));
     }
     Ok(list_body(&t.info, &items, rv, cont.as_deref()))
 }

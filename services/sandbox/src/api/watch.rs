@@ -34,6 +34,7 @@ struct Watch {
     filter: Filter,
     bookmarks: bool,
     table: bool,
+    metadata_only: bool,
     deadline: tokio::time::Instant,
 }
 
@@ -64,6 +65,7 @@ pub fn watch(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
         filter,
         bookmarks: req.q("allowWatchBookmarks") == Some("true"),
         table: req.wants_table(),
+        metadata_only: req.wants_metadata(),
         deadline: tokio::time::Instant::now() + timeout.min(MAX_TIMEOUT),
     };
     let initial_end_marker = req.q("sendInitialEvents") == Some("true");
@@ -176,6 +178,8 @@ impl Watch {
                 crate::store::object_rv(obj),
                 jiff::Timestamp::now(),
             )
+        } else if self.metadata_only {
+            super::metadata_only(obj)
         } else {
             present(obj, &self.info)
         };
