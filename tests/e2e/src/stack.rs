@@ -1,0 +1,401 @@
+//! [`Stack`]: sandbox, workflow-api replicas and agents as processes, wired the way
+//! `wfe dev` wires them (kubeconfig, token files, audit file), on free ports.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use tempfile::TempDir;
+
+use crate::ports::free_addr;
+use crate::process::Proc;
+use crate::wait::eventually;
+
+/// Bearer token of the operator (a caller).
+pub const OPERATOR_TOKEN: &str = "e2e-operator-token";
+/// Identity the API records for [`OPERATOR_TOKEN`].
+pub const OPERATOR_IDENTITY: &str = "operator@e2e.local";
+/// Agent token bindings: `<token> <cluster|-> <engine>`.
+const AGENT_TOKENS: &str =
+    "e2e-job-token - job\ne2e-tekton-token - tekton\ne2e-east-job-token east job\n";
+/// How long a component may take to become ready (debug build, 2 shared cores).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A process of the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// `wfe sandbox`.
+    Sandbox,
+    /// The n-th `wfe api` replica.
+    Api(usize),
+    /// The n-th `wfe job-agent`.
+    JobAgent(usize),
+    /// The n-th `wfe tekton-agent`.
+    TektonAgent(usize),
+    /// An agent a test started with [`Stack::spawn_agent`].
+    Extra(usize),
+}
+
+/// What to start. Timing flags are small so the suite runs fast.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// workflow-api replicas, all on the one sandbox.
+    pub apis: usize,
+    /// job-agents; agent i connects to replica `i % apis`.
+    pub job_agents: usize,
+    /// tekton-agents; agent i connects to replica `(i + job_agents) % apis`.
+    pub tekton_agents: usize,
+    api_flags: BTreeMap<String, String>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        let flags = [
+            ("--heartbeat-interval", "500ms"),
+            ("--lease-duration", "2s"),
+            ("--ack-timeout", "1s"),
+            ("--watch-heartbeat", "1s"),
+            ("--lock-grace", "3s"),
+            ("--cooldown", "1s"),
+            ("--backoff-base", "1s"),
+            ("--backoff-max", "4s"),
+            ("--audit-resync-interval", "2s"),
+            ("--shutdown-grace", "1s"),
+        ];
+        Self {
+            apis: 1,
+            job_agents: 1,
+            tekton_agents: 1,
+            api_flags: flags
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+}
+
+impl StackOptions {
+    /// Sets (or overrides) a `wfe api` flag, e.g. `("--cooldown", "5m")`.
+    pub fn api_flag(mut self, flag: &str, value: &str) -> Self {
+        self.api_flags.insert(flag.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets the number of processes of each kind.
+    pub fn counts(mut self, apis: usize, job_agents: usize, tekton_agents: usize) -> Self {
+        (self.apis, self.job_agents, self.tekton_agents) = (apis, job_agents, tekton_agents);
+        self
+    }
+}
+
+/// An agent started by a test, e.g. with a wrong token.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// "job" or "tekton".
+    pub engine: &'static str,
+    /// The bearer token it sends.
+    pub token: String,
+    /// `--cluster-id`.
+    pub cluster_id: String,
+    /// The API replica it dials.
+    pub api: usize,
+}
+
+/// Addresses of one workflow-api replica.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiAddrs {
+    /// gRPC (callers, agents, reflection, health).
+    pub grpc: SocketAddr,
+    /// Admin HTTP (/readyz, /metrics).
+    pub admin: SocketAddr,
+}
+
+/// A running stack; every process is SIGKILLed when it is dropped.
+#[derive(Debug)]
+pub struct Stack {
+    pub(crate) wfe: PathBuf,
+    pub(crate) dir: TempDir,
+    pub(crate) sandbox: SocketAddr,
+    pub(crate) apis: Vec<ApiAddrs>,
+    procs: BTreeMap<Component, Proc>,
+    admin: BTreeMap<Component, SocketAddr>,
+    extra: usize,
+}
+
+impl Stack {
+    /// Starts sandbox, APIs and agents, each ready before the next starts.
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("wfe-e2e-").tempdir()?;
+        let sandbox = free_addr()?;
+        write_files(dir.path(), sandbox)?;
+        let mut stack = Self {
+            wfe: crate::binary::wfe()?,
+            dir,
+            sandbox,
+            apis: Vec::new(),
+            procs: BTreeMap::new(),
+            admin: BTreeMap::new(),
+            extra: 0,
+        };
+        stack.add_sandbox().await?;
+        for i in 0..opts.apis {
+            stack.add_api(i, &opts).await?;
+        }
+        for i in 0..opts.job_agents {
+            let spec = stack.default_agent("job", i % opts.apis);
+            stack.add_agent(Component::JobAgent(i), &spec).await?;
+        }
+        for i in 0..opts.tekton_agents {
+            let spec = stack.default_agent("tekton", (i + opts.job_agents) % opts.apis);
+            stack.add_agent(Component::TektonAgent(i), &spec).await?;
+        }
+        Ok(stack)
+    }
+
+    fn default_agent(&self, engine: &'static str, api: usize) -> AgentSpec {
+        AgentSpec {
+            engine,
+            token: format!("e2e-{engine}-token"),
+            cluster_id: String::new(),
+            api,
+        }
+    }
+
+    /// The temp dir holding kubeconfig, tokens, audit files, logs and sandbox data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The kubeconfig pointing at the sandbox.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir().join("kubeconfig")
+    }
+
+    /// Addresses of API replica `i`.
+    pub fn api(&self, i: usize) -> ApiAddrs {
+        self.apis[i]
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let kubeconfig = self.kubeconfig().display().to_string();
+        vec![
+            ("KUBECONFIG".to_owned(), kubeconfig),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
+        ]
+    }
+
+    fn log_path(&self, c: Component) -> PathBuf {
+        self.dir()
+            .join(format!("{c:?}.log").replace(['(', ')'], ""))
+    }
+
+    async fn add_sandbox(&mut self) -> anyhow::Result<()> {
+        let data = self.dir().join("sandbox-data").display().to_string();
+        let args = vec![
+            "sandbox".into(),
+            "--listen".into(),
+            self.sandbox.to_string(),
+            "--data-dir".into(),
+            data,
+        ];
+        self.add(Component::Sandbox, args, None).await
+    }
+
+    async fn add_api(&mut self, i: usize, opts: &StackOptions) -> anyhow::Result<()> {
+        let addrs = ApiAddrs {
+            grpc: free_addr()?,
+            admin: free_addr()?,
+        };
+        let d = self.dir().to_path_buf();
+        let mut args: Vec<String> = vec!["api".into()];
+        let path = |p: &str| d.join(p).display().to_string();
+        let fixed = [
+            ("--grpc-addr", addrs.grpc.to_string()),
+            ("--admin-addr", addrs.admin.to_string()),
+            ("--caller-tokens-file", path("tokens/callers")),
+            ("--agent-tokens-file", path("tokens/agents")),
+            ("--audit-file", path(&format!("audit-{i}.jsonl"))),
+            ("--instance-id", format!("workflow-api-{i}")),
+        ];
+        for (k, v) in fixed
+            .into_iter()
+            .chain(opts.api_flags.iter().map(|(k, v)| (k.as_str(), v.clone())))
+        {
+            args.extend([k.to_owned(), v]);
+        }
+        self.apis.push(addrs);
+        self.add(Component::Api(i), args, Some(addrs.admin)).await
+    }
+
+    async fn add_agent(&mut self, c: Component, spec: &AgentSpec) -> anyhow::Result<()> {
+        let args = self.agent_args(c, spec)?;
+        let admin = self.admin_of(&args)?;
+        self.add(c, args, Some(admin)).await
+    }
+
+    fn agent_args(&self, c: Component, spec: &AgentSpec) -> anyhow::Result<Vec<String>> {
+        let token = self.dir().join(format!("tokens/{c:?}.token"));
+        std::fs::write(&token, format!("{}\n", spec.token)).context("writing a token file")?;
+        let id = format!("{c:?}").to_lowercase().replace(['(', ')'], "-");
+        Ok(vec![
+            format!("{}-agent", spec.engine),
+            "--api-url".into(),
+            format!("http://{}", self.apis[spec.api].grpc),
+            "--token-file".into(),
+            token.display().to_string(),
+            "--admin-addr".into(),
+            free_addr()?.to_string(),
+            "--agent-id".into(),
+            id.trim_end_matches('-').to_owned(),
+            "--cluster-id".into(),
+            spec.cluster_id.clone(),
+            "--drain-timeout-seconds".into(),
+            "2".into(),
+        ])
+    }
+
+    fn admin_of(&self, args: &[String]) -> anyhow::Result<SocketAddr> {
+        let i = args
+            .iter()
+            .position(|a| a == "--admin-addr")
+            .context("agent args without --admin-addr")?;
+        args[i + 1].parse().context("parsing the admin address")
+    }
+
+    /// Spawns the process and waits until it is ready: the sandbox serves the
+    /// stack's namespaces, others answer 200 on `/readyz`.
+    async fn add(
+        &mut self,
+        c: Component,
+        args: Vec<String>,
+        admin: Option<SocketAddr>,
+    ) -> anyhow::Result<()> {
+        let mut p = Proc::new(&format!("{c:?}"), args, self.env(), self.log_path(c));
+        p.spawn(&self.wfe)?;
+        self.procs.insert(c, p);
+        if let Some(a) = admin {
+            self.admin.insert(c, a);
+        }
+        self.wait_ready(c).await
+    }
+
+    /// Starts an agent with `spec` (any token, any cluster) without waiting for it
+    /// to be ready; see [`Stack::readyz`].
+    pub async fn spawn_agent(&mut self, spec: AgentSpec) -> anyhow::Result<Component> {
+        let c = Component::Extra(self.extra);
+        self.extra += 1;
+        let args = self.agent_args(c, &spec)?;
+        let admin = self.admin_of(&args)?;
+        let mut p = Proc::new(&format!("{c:?}"), args, self.env(), self.log_path(c));
+        p.spawn(&self.wfe)?;
+        self.procs.insert(c, p);
+        self.admin.insert(c, admin);
+        Ok(c)
+    }
+
+    /// SIGKILLs a component (no drain).
+    pub fn kill(&mut self, c: Component) -> anyhow::Result<()> {
+        self.proc(c)?.kill()
+    }
+
+    /// Starts a killed component again with the same arguments and waits until it is ready.
+    pub async fn restart(&mut self, c: Component) -> anyhow::Result<()> {
+        let wfe = self.wfe.clone();
+        let p = self.proc(c)?;
+        p.kill()?;
+        p.spawn(&wfe)?;
+        self.wait_ready(c).await
+    }
+
+    fn proc(&mut self, c: Component) -> anyhow::Result<&mut Proc> {
+        self.procs
+            .get_mut(&c)
+            .with_context(|| format!("no component {c:?}"))
+    }
+
+    /// The log of a component so far.
+    pub fn log(&self, c: Component) -> String {
+        self.procs.get(&c).map(Proc::log).unwrap_or_default()
+    }
+
+    /// `/readyz` of an API or agent: status code and body.
+    pub async fn readyz(&self, c: Component) -> anyhow::Result<(u16, String)> {
+        let admin = self
+            .admin
+            .get(&c)
+            .with_context(|| format!("{c:?} has no admin port"))?;
+        let r = reqwest::get(format!("http://{admin}/readyz")).await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    async fn wait_ready(&mut self, c: Component) -> anyhow::Result<()> {
+        let what = format!("{c:?} to become ready");
+        let url = match (c, self.admin.get(&c)) {
+            (Component::Sandbox, _) => format!(
+                "http://{}/api/v1/namespaces/kubernaut-workflows",
+                self.sandbox
+            ),
+            (_, Some(a)) => format!("http://{a}/readyz"),
+            (_, None) => anyhow::bail!("{c:?} has no admin port"),
+        };
+        let procs = &mut self.procs;
+        eventually(START_TIMEOUT, &what, || {
+            let alive = procs.get_mut(&c).map(Proc::check_alive);
+            let url = url.clone();
+            async move {
+                alive.context("component vanished")??;
+                let ok = reqwest::get(&url)
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                Ok(ok.then_some(()))
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // A failing test shows what every component said: the only way to debug
+        // an end-to-end failure after the fact.
+        if std::thread::panicking() {
+            for p in self.procs.values() {
+                eprintln!(
+                    "----- {} (last 60 lines) -----\n{}",
+                    p.name(),
+                    p.log_tail(60)
+                );
+            }
+        }
+        // Before the temp dir goes: the sandbox must not outlive its data dir.
+        for p in self.procs.values_mut() {
+            let _ = p.kill();
+        }
+    }
+}
+
+/// kubeconfig and token files, as `wfe dev` writes them.
+fn write_files(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("tokens"))?;
+    std::fs::write(
+        dir.join("kubeconfig"),
+        kubeconfig(&format!("http://{sandbox}")),
+    )?;
+    std::fs::write(
+        dir.join("tokens/callers"),
+        format!("{OPERATOR_TOKEN} {OPERATOR_IDENTITY}\n"),
+    )?;
+    std::fs::write(dir.join("tokens/agents"), AGENT_TOKENS)?;
+    Ok(())
+}
+
+fn kubeconfig(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {server}\n\
+         users:\n- name: e2e\n  user: {{}}\ncontexts:\n- name: sandbox\n  context:\n    \
+         cluster: sandbox\n    user: e2e\n    namespace: kubernaut-system\n\
+         current-context: sandbox\n"
+    )
+}
