@@ -30,8 +30,20 @@
 //! Known differences from a real API server: no authentication/authorisation, no admission
 //! webhooks, no protobuf, no CRD version conversion (all versions share one stored form), no
 //! managedFields/field ownership (server-side apply merges the applied config and never reports
-//! conflicts), strategic merge patches replace lists instead of merging them by key, and
-//! only the CEL rule `self == oldSelf` is evaluated.
+//! conflicts), strategic merge patches merge lists of objects by a heuristic merge key
+//! (`name`, `containerPort`, `mountPath`, `type`, ...), and only the CEL rule `self == oldSelf`
+//! is evaluated.
+//!
+//! Behaviours worth knowing (as on a real server unless said otherwise):
+//! - request bodies must be JSON (or YAML): protobuf bodies get 415, so kubectl's typed generator
+//!   commands (`kubectl create namespace|configmap|job`, `kubectl run`) fail against the sandbox;
+//!   `kubectl create -f` / `kubectl apply -f` (JSON on the wire) work;
+//! - objects can only be created in existing namespaces (`default`, `kube-system` and
+//!   `kube-public` exist at start; a new namespace gets a `default` service account);
+//! - deleting a batch/v1 Job without a propagationPolicy orphans its pods (the real default);
+//! - core/v1 and events.k8s.io/v1 Events are stored separately (no conversion between them);
+//! - garbage collection and namespace cleanup run asynchronously right after the delete;
+//! - `Sandbox::expire_watches` is a test hook that ends every open watch with 410 Expired.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -298,3 +298,40 @@ async fn label_filtered_watch_sees_objects_leave_and_enter() {
     assert_eq!(code(api.get("nope").await).0, 404);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn idle_watch_gets_bookmarks_and_ends_at_timeout() {
+    let config = SandboxConfig {
+        bookmark_interval: Duration::from_millis(50),
+        ..SandboxConfig::default()
+    };
+    let sb = common::start_with(config).await;
+    let client = sb.kube_client().unwrap();
+    common::install_widgets(&client).await;
+    let api = widgets(&client, "default");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let wp = WatchParams::default().timeout(2);
+    let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+    match tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(WatchEvent::Bookmark(b))) => assert_eq!(b.metadata.resource_version, rv),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+    // The server closes the stream once timeoutSeconds passed.
+    let rest = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(
+        rest.iter()
+            .all(|e| matches!(e, Ok(WatchEvent::Bookmark(_))))
+    );
+    sb.shutdown().await;
+}
