@@ -153,29 +153,39 @@ pub fn start(client: Client, cfg: ControllerConfig) -> ControllerHandle {
     let mut tasks = Vec::new();
     if cfg.job || cfg.tekton {
         let facts = Facts::start(&client, &token, &mut tasks);
+        let spawn = |task| tokio::spawn(until_cancelled(token.clone(), task));
         if cfg.job {
-            tasks.push(tokio::spawn(kubelet::run(
-                client.clone(),
-                facts.clone(),
-                cfg.clone(),
-                token.clone(),
-            )));
-            tasks.push(tokio::spawn(job::run(
+            let kubelet = kubelet::run(client.clone(), facts.clone(), cfg.clone(), token.clone());
+            tasks.push(spawn(Box::pin(kubelet)));
+            tasks.push(spawn(Box::pin(job::run(
                 client.clone(),
                 cfg.clone(),
                 token.clone(),
-            )));
+            ))));
         }
         if cfg.tekton {
-            tasks.push(tokio::spawn(tekton::run(
+            tasks.push(spawn(Box::pin(tekton::run(
                 client.clone(),
                 facts,
                 cfg.clone(),
                 token.clone(),
-            )));
+            ))));
         }
     }
     ControllerHandle { token, tasks }
+}
+
+/// Runs `task` until it ends or `token` is cancelled. A controller whose watches never
+/// became ready (e.g. the Tekton CRDs are missing) does not see kube's graceful
+/// shutdown, so cancellation drops it; everything is rebuilt from objects on restart.
+async fn until_cancelled(
+    token: CancellationToken,
+    task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) {
+    tokio::select! {
+        () = task => {}
+        () = token.cancelled() => {}
+    }
 }
 
 /// Caches of the Secrets and ConfigMaps that pods and workspaces reference.
@@ -183,6 +193,9 @@ pub fn start(client: Client, cfg: ControllerConfig) -> ControllerHandle {
 pub(crate) struct Facts {
     secrets: Store<Secret>,
     config_maps: Store<ConfigMap>,
+    /// True once both caches are listed. kube's `Store::wait_until_ready` wakes only
+    /// one of several concurrent waiters, so one task waits and broadcasts here.
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Facts {
@@ -209,19 +222,23 @@ impl Facts {
         );
         tasks.push(spawn_drain(s.default_backoff().boxed(), token.clone()));
         tasks.push(spawn_drain(c.default_backoff().boxed(), token.clone()));
+        let (tx, ready) = tokio::sync::watch::channel(false);
+        let (s2, c2) = (secrets.clone(), config_maps.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = tokio::join!(s2.wait_until_ready(), c2.wait_until_ready());
+            let _ = tx.send(true);
+        }));
         Arc::new(Self {
             secrets,
             config_maps,
+            ready,
         })
     }
 
     /// Waits until both caches hold a first full list, so a pod is never failed for
     /// a Secret that exists but was not listed yet.
     async fn ready(&self) {
-        let _ = tokio::join!(
-            self.secrets.wait_until_ready(),
-            self.config_maps.wait_until_ready()
-        );
+        let _ = self.ready.clone().wait_for(|r| *r).await;
     }
 
     /// Whether the referenced object exists in `namespace`.

@@ -24,6 +24,11 @@ pub async fn sandbox() -> (Sandbox, Client) {
 
 /// A sandbox with this config and its client.
 pub async fn sandbox_with(config: SandboxConfig) -> (Sandbox, Client) {
+    // `RUST_LOG=wfe_sandbox=debug` shows what the controllers do.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let sb = Sandbox::start(config).await.expect("sandbox starts");
     let client = sb.kube_client().expect("client");
     (sb, client)
