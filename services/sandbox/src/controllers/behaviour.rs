@@ -100,10 +100,12 @@ impl Behaviour {
                 _ => {}
             }
         }
-        if !outcome_seen && let Some(tag) = image.and_then(image_tag) {
-            if let Some(spec) = tag.strip_prefix(TAG_PREFIX) {
-                b.set_outcome(&tag_to_outcome_text(spec));
-            }
+        if !outcome_seen
+            && let Some(spec) = image
+                .and_then(image_tag)
+                .and_then(|t| t.strip_prefix(TAG_PREFIX))
+        {
+            b.set_outcome(&tag_to_outcome_text(spec));
         }
         b
     }

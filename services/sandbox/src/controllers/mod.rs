@@ -257,13 +257,13 @@ impl Facts {
 }
 
 /// Drives a reflector stream until shutdown; errors are retried by the backoff.
-fn spawn_drain<T, E: std::fmt::Display>(
+fn spawn_drain<T, E>(
     mut stream: futures::stream::BoxStream<'static, Result<T, E>>,
     token: CancellationToken,
 ) -> JoinHandle<()>
 where
     T: Send + 'static,
-    E: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
 {
     tokio::spawn(async move {
         loop {
