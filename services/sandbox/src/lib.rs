@@ -35,9 +35,10 @@
 //! is evaluated.
 //!
 //! Behaviours worth knowing (as on a real server unless said otherwise):
-//! - request bodies must be JSON (or YAML): protobuf bodies get 415, so kubectl's typed generator
-//!   commands (`kubectl create namespace|configmap|job`, `kubectl run`) fail against the sandbox;
-//!   `kubectl create -f` / `kubectl apply -f` (JSON on the wire) work;
+//! - request bodies are JSON (or YAML); of protobuf, only what kubectl's typed commands send for
+//!   Namespace, ConfigMap, Secret and ServiceAccount is read (`kubectl create namespace|configmap|
+//!   secret|serviceaccount`); other protobuf bodies get 415, so `kubectl create job` and
+//!   `kubectl run` fail; `kubectl create -f` / `kubectl apply -f` (JSON on the wire) always work;
 //! - objects can only be created in existing namespaces (`default`, `kube-system` and
 //!   `kube-public` exist at start; a new namespace gets a `default` service account);
 //! - deleting a batch/v1 Job without a propagationPolicy orphans its pods (the real default);

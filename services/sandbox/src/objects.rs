@@ -150,6 +150,14 @@ fn initial_status(info: &ResourceInfo, obj: &mut Value) {
             map.insert("status".into(), json!({"phase": "Active"}));
             map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
         }
+        ("", "secrets")
+            if map
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty) =>
+        {
+            map.insert("type".into(), json!("Opaque"));
+        }
         ("", "pods") => {
             map.insert(
                 "status".into(),

@@ -312,3 +312,62 @@ async fn kubectl_client_side_apply_merges_containers_by_name() {
     assert_eq!(env, "A B");
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_typed_create_commands_send_protobuf_that_the_sandbox_reads() {
+    let sb = common::start().await;
+    let k = Kubectl::new(&sb);
+    k.ok(&["create", "namespace", "team"], None);
+    k.ok(
+        &[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "team",
+            "--from-literal=a=b",
+        ],
+        None,
+    );
+    k.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "-n",
+            "team",
+            "--from-literal=pw=hunter2",
+        ],
+        None,
+    );
+    assert_eq!(
+        k.ok(
+            &[
+                "get",
+                "configmap",
+                "cfg",
+                "-n",
+                "team",
+                "-o",
+                "jsonpath={.data.a}"
+            ],
+            None
+        ),
+        "b"
+    );
+    let secret = k.ok(
+        &[
+            "get",
+            "secret",
+            "creds",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.type} {.data.pw}",
+        ],
+        None,
+    );
+    assert_eq!(secret, "Opaque aHVudGVyMg==");
+    sb.shutdown().await;
+}

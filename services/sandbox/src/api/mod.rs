@@ -5,6 +5,7 @@
 
 mod discovery;
 mod openapi;
+mod protobuf;
 mod read;
 mod table;
 mod watch;
@@ -114,7 +115,7 @@ async fn dispatch(
     State(app): State<Arc<App>>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     body: Body,
 ) -> Response {
     let query: HashMap<String, String> = Query::<Vec<(String, String)>>::try_from_uri(&uri)
@@ -124,14 +125,10 @@ async fn dispatch(
         Ok(b) => b,
         Err(_) => return ApiError::too_large().into_response(),
     };
-    // Protobuf and CBOR are not spoken; 415 makes client-go (kubectl) retry the request as JSON.
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !body.is_empty() && (ct.contains("protobuf") || ct.contains("cbor")) {
-        return ApiError::unsupported_media_type(ct).into_response();
-    }
+    let body = match decode_body(&mut headers, body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let req = Req {
         query,
         headers,
@@ -145,6 +142,31 @@ async fn dispatch(
             err.into_response()
         }
     }
+}
+
+/// Bodies are JSON (or YAML). kubectl's typed commands send protobuf; the few simple kinds
+/// [`protobuf`] reads are turned into JSON, other protobuf or CBOR bodies get 415.
+fn decode_body(headers: &mut HeaderMap, body: bytes::Bytes) -> ApiResult<bytes::Bytes> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if body.is_empty() {
+        return Ok(body);
+    }
+    if ct.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    if !ct.contains("protobuf") {
+        return Ok(body);
+    }
+    let value = protobuf::decode(&body)?;
+    let json = serde_json::to_vec(&value).map_err(|e| ApiError::internal(e.to_string()))?;
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Ok(bytes::Bytes::from(json))
 }
 
 async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResult<Response> {
