@@ -408,3 +408,41 @@ async fn retries_until_an_attempt_succeeds() {
     assert_eq!(pods_of(&client, "wfe-retry").await.len(), 2);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn restarted_controllers_finish_a_job_from_its_objects() {
+    use wfe_sandbox::SandboxConfig;
+    use wfe_sandbox::controllers::{self, ControllerConfig};
+    let config = SandboxConfig {
+        job_controller: false,
+        tekton_controller: false,
+        ..SandboxConfig::default()
+    };
+    let (sb, client) = controllers_support::sandbox_with(config).await;
+    let cfg = ControllerConfig {
+        tekton: false,
+        ..ControllerConfig::default()
+    };
+    let first = controllers::start(client.clone(), cfg.clone());
+    let api = create(
+        &client,
+        &job("wfe-restart", &[("SANDBOX_DURATION", "1s")], json!({})),
+    )
+    .await;
+    eventually("a running pod", || async {
+        let pods = pods_of(&client, "wfe-restart").await;
+        (pods.first()?.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    first.shutdown().await;
+    let second = controllers::start(client.clone(), cfg);
+    let done = wait_for(&api, "wfe-restart", "a finished job", finished).await;
+    assert!(condition(&done, "Complete").is_some());
+    assert_eq!(
+        pods_of(&client, "wfe-restart").await.len(),
+        1,
+        "no second pod after the restart"
+    );
+    second.shutdown().await;
+    sb.shutdown().await;
+}
