@@ -30,6 +30,7 @@
 //! real, as the kubelet would. The crate README has the details.
 
 mod behaviour;
+mod blockers;
 mod crds;
 mod duration;
 mod events;
