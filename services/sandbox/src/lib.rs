@@ -29,7 +29,8 @@
 //!
 //! Known differences from a real API server: no authentication/authorisation, no admission
 //! webhooks, no protobuf, no CRD version conversion (all versions share one stored form), no
-//! managedFields/field ownership (server-side apply merges the applied config and never reports
+//! managedFields/field ownership (server-side apply merges the applied config, never removes fields
+//! a manager dropped from its next apply, and never reports
 //! conflicts), strategic merge patches merge lists of objects by a heuristic merge key
 //! (`name`, `containerPort`, `mountPath`, `type`, ...), and only the CEL rule `self == oldSelf`
 //! is evaluated.
