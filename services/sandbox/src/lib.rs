@@ -28,7 +28,7 @@
 //! ```
 //!
 //! Known differences from a real API server: no authentication/authorisation, no admission
-//! webhooks, no protobuf, no CRD version conversion (all versions share one stored form), no
+//! webhooks, protobuf only as noted below, no CRD version conversion (all versions share one stored form), no
 //! managedFields/field ownership (server-side apply merges the applied config, never removes fields
 //! a manager dropped from its next apply, and never reports
 //! conflicts), strategic merge patches merge lists of objects by a heuristic merge key
