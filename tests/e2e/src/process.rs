@@ -7,11 +7,12 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
 
-/// A `wfe <subcommand>` process that can be killed and started again with the
+/// A process (`wfe <subcommand>` mostly) that can be killed and started again with the
 /// same arguments.
 #[derive(Debug)]
 pub struct Proc {
     name: String,
+    exe: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
     log: PathBuf,
@@ -19,10 +20,17 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Describes the process; nothing runs until [`Proc::spawn`].
-    pub fn new(name: &str, args: Vec<String>, env: Vec<(String, String)>, log: PathBuf) -> Self {
+    /// Describes `exe <args>`; nothing runs until [`Proc::spawn`].
+    pub fn new(
+        name: &str,
+        exe: &Path,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        log: PathBuf,
+    ) -> Self {
         Self {
             name: name.to_owned(),
+            exe: exe.to_owned(),
             args,
             env,
             log,
@@ -30,15 +38,15 @@ impl Proc {
         }
     }
 
-    /// Starts `wfe <args>`; output goes to the log file (appended, so a restarted
+    /// Starts the process; output goes to the log file (appended, so a restarted
     /// component's log follows its previous life).
-    pub fn spawn(&mut self, wfe: &Path) -> anyhow::Result<()> {
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {
             bail!("{} is already running", self.name);
         }
         let out = self.open_log()?;
         let err = out.try_clone().context("duplicating the log handle")?;
-        let child = Command::new(wfe)
+        let child = Command::new(&self.exe)
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -47,6 +47,9 @@ pub struct StackOptions {
     pub job_agents: usize,
     /// tekton-agents; agent i connects to replica `(i + job_agents) % apis`.
     pub tekton_agents: usize,
+    /// When set, job-agents are the standalone `job-agent` binary with this
+    /// `--stuck-grace-seconds` (`wfe job-agent` has the flag hard-wired to 120 s).
+    pub job_stuck_grace_seconds: Option<u64>,
     api_flags: BTreeMap<String, String>,
 }
 
@@ -68,6 +71,7 @@ impl Default for StackOptions {
             apis: 1,
             job_agents: 1,
             tekton_agents: 1,
+            job_stuck_grace_seconds: None,
             api_flags: flags
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -80,6 +84,12 @@ impl StackOptions {
     /// Sets (or overrides) a `wfe api` flag, e.g. `("--cooldown", "5m")`.
     pub fn api_flag(mut self, flag: &str, value: &str) -> Self {
         self.api_flags.insert(flag.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Job-agents fail a pod that cannot start after `seconds` (see the field).
+    pub fn stuck_grace(mut self, seconds: u64) -> Self {
+        self.job_stuck_grace_seconds = Some(seconds);
         self
     }
 
@@ -99,6 +109,8 @@ pub struct AgentSpec {
     pub token: String,
     /// `--cluster-id`.
     pub cluster_id: String,
+    /// Run the standalone `job-agent` binary with this `--stuck-grace-seconds`.
+    pub stuck_grace_seconds: Option<u64>,
     /// The API replica it dials.
     pub api: usize,
 }
@@ -144,7 +156,8 @@ impl Stack {
             stack.add_api(i, &opts).await?;
         }
         for i in 0..opts.job_agents {
-            let spec = stack.default_agent("job", i % opts.apis);
+            let mut spec = stack.default_agent("job", i % opts.apis);
+            spec.stuck_grace_seconds = opts.job_stuck_grace_seconds;
             stack.add_agent(Component::JobAgent(i), &spec).await?;
         }
         for i in 0..opts.tekton_agents {
@@ -159,6 +172,7 @@ impl Stack {
             engine,
             token: format!("e2e-{engine}-token"),
             cluster_id: String::new(),
+            stuck_grace_seconds: None,
             api,
         }
     }
@@ -230,9 +244,24 @@ impl Stack {
     }
 
     async fn add_agent(&mut self, c: Component, spec: &AgentSpec) -> anyhow::Result<()> {
-        let args = self.agent_args(c, spec)?;
+        let (exe, args) = self.agent_cmd(c, spec)?;
         let admin = self.admin_of(&args)?;
-        self.add(c, args, Some(admin)).await
+        self.add_exe(c, &exe, args, Some(admin)).await
+    }
+
+    /// `wfe <engine>-agent …`, or the standalone `job-agent` when a stuck grace is asked.
+    fn agent_cmd(&self, c: Component, spec: &AgentSpec) -> anyhow::Result<(PathBuf, Vec<String>)> {
+        let mut args = self.agent_args(c, spec)?;
+        match spec.stuck_grace_seconds {
+            None => {
+                args.insert(0, format!("{}-agent", spec.engine));
+                Ok((self.wfe.clone(), args))
+            }
+            Some(s) => {
+                args.extend(["--stuck-grace-seconds".into(), s.to_string()]);
+                Ok((crate::binary::job_agent()?, args))
+            }
+        }
     }
 
     fn agent_args(&self, c: Component, spec: &AgentSpec) -> anyhow::Result<Vec<String>> {
@@ -240,7 +269,6 @@ impl Stack {
         std::fs::write(&token, format!("{}\n", spec.token)).context("writing a token file")?;
         let id = format!("{c:?}").to_lowercase().replace(['(', ')'], "-");
         Ok(vec![
-            format!("{}-agent", spec.engine),
             "--api-url".into(),
             format!("http://{}", self.apis[spec.api].grpc),
             "--token-file".into(),
@@ -272,8 +300,19 @@ impl Stack {
         args: Vec<String>,
         admin: Option<SocketAddr>,
     ) -> anyhow::Result<()> {
-        let mut p = Proc::new(&format!("{c:?}"), args, self.env(), self.log_path(c));
-        p.spawn(&self.wfe)?;
+        let wfe = self.wfe.clone();
+        self.add_exe(c, &wfe, args, admin).await
+    }
+
+    async fn add_exe(
+        &mut self,
+        c: Component,
+        exe: &Path,
+        args: Vec<String>,
+        admin: Option<SocketAddr>,
+    ) -> anyhow::Result<()> {
+        let mut p = Proc::new(&format!("{c:?}"), exe, args, self.env(), self.log_path(c));
+        p.spawn()?;
         self.procs.insert(c, p);
         if let Some(a) = admin {
             self.admin.insert(c, a);
@@ -286,10 +325,10 @@ impl Stack {
     pub async fn spawn_agent(&mut self, spec: AgentSpec) -> anyhow::Result<Component> {
         let c = Component::Extra(self.extra);
         self.extra += 1;
-        let args = self.agent_args(c, &spec)?;
+        let (exe, args) = self.agent_cmd(c, &spec)?;
         let admin = self.admin_of(&args)?;
-        let mut p = Proc::new(&format!("{c:?}"), args, self.env(), self.log_path(c));
-        p.spawn(&self.wfe)?;
+        let mut p = Proc::new(&format!("{c:?}"), &exe, args, self.env(), self.log_path(c));
+        p.spawn()?;
         self.procs.insert(c, p);
         self.admin.insert(c, admin);
         Ok(c)
@@ -302,10 +341,9 @@ impl Stack {
 
     /// Starts a killed component again with the same arguments and waits until it is ready.
     pub async fn restart(&mut self, c: Component) -> anyhow::Result<()> {
-        let wfe = self.wfe.clone();
         let p = self.proc(c)?;
         p.kill()?;
-        p.spawn(&wfe)?;
+        p.spawn()?;
         self.wait_ready(c).await
     }
 
