@@ -125,6 +125,18 @@ impl FakeAgent {
         m.expect("stream ok").and_then(|m| m.message)
     }
 
+    /// The next message within `within`: `Ok(None)` on timeout, `Err(())` once the stream ended.
+    pub async fn next_within(
+        &mut self,
+        within: Duration,
+    ) -> Result<Option<session_response::Message>, ()> {
+        match tokio::time::timeout(within, self.inbound.message()).await {
+            Err(_) => Ok(None),
+            Ok(Ok(Some(m))) => Ok(m.message),
+            Ok(_) => Err(()),
+        }
+    }
+
     /// The next Release, skipping other messages.
     pub async fn next_release(&mut self) -> agent::Release {
         loop {
