@@ -154,6 +154,7 @@ fn edit(
                 status.start_time.is_some() || phase == Phase::Running,
                 completed.unwrap_or(now),
             );
+            let details = as_cancelled_if_requested(status, details);
             transitions::mark_failed(obj, status, details, now);
         }
         PrimitivePhase::Missing => {
@@ -164,6 +165,7 @@ fn edit(
             let msg = "the primitive was deleted externally";
             let details =
                 FailureDetails::new(FailureReason::Unknown, msg, phase == Phase::Running, now);
+            let details = as_cancelled_if_requested(status, details);
             transitions::mark_failed(obj, status, details, now);
         }
     }
@@ -171,6 +173,31 @@ fn edit(
         Edit::Skip
     } else {
         Edit::Write
+    }
+}
+
+/// After a cancel request, whatever end the agent reports (the Job it deleted
+/// seen as missing, a run that failed while stopping) is the cancellation: the
+/// cancel and the deletion race, and the person who cancelled must see
+/// Cancelled, not "deleted externally".
+fn as_cancelled_if_requested(
+    status: &wfe_k8s::WorkflowExecutionStatus,
+    details: FailureDetails,
+) -> FailureDetails {
+    let Some(cancel) = &status.cancel_request else {
+        return details;
+    };
+    if details.reason == FailureReason::Cancelled {
+        return details;
+    }
+    let mut message = format!("cancelled by {}", cancel.requested_by);
+    if !cancel.reason.is_empty() {
+        message.push_str(&format!(": {}", cancel.reason));
+    }
+    FailureDetails {
+        reason: FailureReason::Cancelled,
+        message,
+        ..details
     }
 }
 
@@ -207,6 +234,31 @@ fn failure_of(r: &StatusReport, started: bool, at: Timestamp) -> FailureDetails 
 mod tests {
     use super::*;
     use wfe_proto::agent::ExecutionKey;
+
+    #[test]
+    fn a_missing_primitive_after_a_cancel_request_is_a_cancellation() {
+        let mut w = obj(1);
+        let status = w.status.as_mut().unwrap();
+        status.phase = Some("Running".into());
+        status.execution_ref = Some(Default::default());
+        status.cancel_request = Some(k8s::CancelRequest {
+            requested_by: "alice".into(),
+            reason: "wrong node".into(),
+            requested_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::UNIX_EPOCH,
+            ),
+        });
+        let mut status = status.clone();
+        let mut r = report(1);
+        r.phase = PrimitivePhase::Missing as i32;
+        assert!(matches!(
+            edit(&w, &mut status, &r, Timestamp::UNIX_EPOCH),
+            Edit::Write
+        ));
+        let details = status.failure_details.expect("failed");
+        assert_eq!(details.reason, "Cancelled");
+        assert_eq!(details.message, "cancelled by alice: wrong node");
+    }
 
     fn obj(token: u64) -> WorkflowExecution {
         let mut w = WorkflowExecution::new("we-1", Default::default());
