@@ -198,3 +198,29 @@ async fn no_agent_keeps_it_pending_with_a_reason() {
     assert_eq!(phase(&get(&mut c, &exec.name).await), v1::Phase::Pending);
     api.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_trace_context_reaches_the_agent() {
+    let env = Env::new().await;
+    let api = env.start(env.config()).await;
+    let mut c = client(&api, CALLER_TOKEN).await;
+    let mut ag = job_agent(&api, "job-agent-1").await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut req = tonic::Request::new(execute_req("default/Deployment/traced", "wf-1", ""));
+    req.metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    let exec = c
+        .execute_workflow(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap();
+    let assign = ag.next_assign().await;
+    assert_eq!(assign.execution.as_ref().unwrap().name, exec.name);
+    assert_eq!(
+        assign.trace_context.get("traceparent").map(String::as_str),
+        Some(traceparent)
+    );
+    api.shutdown().await;
+}
