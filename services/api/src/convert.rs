@@ -523,22 +523,6 @@ fn status_to_proto(w: &WorkflowExecution) -> v1::ExecutionStatus {
     }
 }
 
-/// metav1.Time keeps whole seconds, so two executions finishing within one second would tie
-/// and admission could read the older as the newer. Within a truncated second, order them
-/// by resourceVersion (the API server's write order) mapped into the sub-second part.
-fn sub_second_order(t: Timestamp, w: &WorkflowExecution) -> Timestamp {
-    if t.subsec_nanosecond() != 0 {
-        return t;
-    }
-    let rv: u64 = w
-        .resource_version()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let nanos = i64::try_from(rv % 999_999_999).unwrap_or(0);
-    t.checked_add(jiff::SignedDuration::from_nanos(nanos))
-        .unwrap_or(t)
-}
-
 /// The admission history record of a stored execution.
 pub fn record_of(w: &WorkflowExecution) -> wfe_core::ExecutionRecord {
     let s = w.status.as_ref();
@@ -555,13 +539,17 @@ pub fn record_of(w: &WorkflowExecution) -> wfe_core::ExecutionRecord {
             .as_ref()
             .map(|t| t.0)
             .unwrap_or(Timestamp::UNIX_EPOCH),
-        completed_at: s
-            .and_then(|s| s.completion_time.as_ref())
-            .map(|t| sub_second_order(t.0, w)),
+        completed_at: s.and_then(|s| s.completion_time.as_ref()).map(|t| t.0),
         failure_reason: fd
             .map(|f| FailureReason::parse(&f.reason).unwrap_or(FailureReason::Unknown)),
         was_execution_failure: fd.is_some_and(|f| f.was_execution_failure),
         block_cleared: s.is_some_and(|s| s.block_clearance.is_some()),
+        // metav1.Time keeps whole seconds: within one second, the API server's write
+        // order tells which execution ended last.
+        sequence: w
+            .resource_version()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     }
 }
 

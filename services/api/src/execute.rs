@@ -199,6 +199,7 @@ fn add_holder(hist: &mut Vec<ExecutionRecord>, holder: &ExecKey, target: &str, n
             failure_reason: None,
             was_execution_failure: false,
             block_cleared: false,
+            sequence: u64::MAX,
         });
     }
 }

@@ -223,7 +223,7 @@ fn outcome(r: &ExecutionRecord) -> Outcome {
 }
 
 /// Completed and Failed records (Skipped never ran), newest end first; ties broken by
-/// creation time and name so the order never depends on the input order.
+/// write order, creation time and name so the order never depends on the input order.
 fn terminal_newest_first<'a>(records: &[&'a ExecutionRecord]) -> Vec<&'a ExecutionRecord> {
     let mut out: Vec<_> = records
         .iter()
@@ -231,7 +231,12 @@ fn terminal_newest_first<'a>(records: &[&'a ExecutionRecord]) -> Vec<&'a Executi
         .filter(|r| matches!(r.phase, Phase::Completed | Phase::Failed))
         .collect();
     out.sort_by(|a, b| {
-        (b.ended_at(), b.created_at, &b.name).cmp(&(a.ended_at(), a.created_at, &a.name))
+        (b.ended_at(), b.sequence, b.created_at, &b.name).cmp(&(
+            a.ended_at(),
+            a.sequence,
+            a.created_at,
+            &a.name,
+        ))
     });
     out
 }
@@ -269,7 +274,9 @@ fn recently_remediated(
     let last = records
         .iter()
         .filter(|r| r.phase == Phase::Completed && r.workflow_id == workflow_id)
-        .max_by(|a, b| (a.ended_at(), &a.name).cmp(&(b.ended_at(), &b.name)))?;
+        .max_by(|a, b| {
+            (a.ended_at(), a.sequence, &a.name).cmp(&(b.ended_at(), b.sequence, &b.name))
+        })?;
     let clears_at = after(last.ended_at(), policy.cooldown);
     (now < clears_at).then(|| Blocker {
         reason: BlockReason::RecentlyRemediated,

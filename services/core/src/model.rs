@@ -303,6 +303,9 @@ pub struct ExecutionRecord {
     /// A person cleared the failure block at this execution (ClearBlock): it and every older
     /// failure no longer block.
     pub block_cleared: bool,
+    /// Write order, to order records that ended within the same second (Kubernetes times
+    /// keep whole seconds): larger is later. The API passes the resourceVersion.
+    pub sequence: u64,
 }
 
 impl ExecutionRecord {

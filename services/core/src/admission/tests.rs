@@ -34,6 +34,7 @@ pub(super) fn rec(name: &str, phase: Phase, ended_secs_ago: i64) -> ExecutionRec
         failure_reason: None,
         was_execution_failure: false,
         block_cleared: false,
+        sequence: 0,
     }
 }
 
@@ -535,4 +536,46 @@ fn max_consecutive_failures_is_configurable() {
         &mut FixedJitter(0.0),
     );
     assert_eq!(summary(&d), [(ExhaustedRetries, "f1", Some(at(3590)))]);
+}
+
+#[test]
+fn write_order_decides_between_records_ending_in_the_same_second() {
+    // Kubernetes times keep whole seconds: a failure and a later success on the same
+    // target can share their completion second. The later write wins.
+    let fail_then_success = [
+        ExecutionRecord {
+            sequence: 10,
+            ..exec_fail("f", 60)
+        },
+        ExecutionRecord {
+            sequence: 11,
+            workflow_id: "other".into(),
+            ..completed("s", 60)
+        },
+    ];
+    let d = decide_now(&fail_then_success);
+    assert!(
+        !d.blockers
+            .iter()
+            .any(|b| b.reason == BlockReason::PreviousExecutionFailed),
+        "{d:?}"
+    );
+    let success_then_fail = [
+        ExecutionRecord {
+            sequence: 11,
+            ..exec_fail("f", 60)
+        },
+        ExecutionRecord {
+            sequence: 10,
+            workflow_id: "other".into(),
+            ..completed("s", 60)
+        },
+    ];
+    let d = decide_now(&success_then_fail);
+    assert!(
+        d.blockers
+            .iter()
+            .any(|b| b.reason == BlockReason::PreviousExecutionFailed),
+        "{d:?}"
+    );
 }
