@@ -124,6 +124,7 @@ fn blocking_event<'a>(events: &[&'a Event]) -> Option<&'a Event> {
         let msg = e.message.as_deref().unwrap_or("").to_lowercase();
         match e.reason.as_deref() {
             Some("FailedMount" | "CreateContainerConfigError") => true,
+            Some("Failed") if is_missing_reference(&msg) => true,
             Some("Failed" | "BackOff") => ["pull image", "errimagepull", "imagepullbackoff"]
                 .iter()
                 .any(|w| msg.contains(w)),
@@ -132,11 +133,48 @@ fn blocking_event<'a>(events: &[&'a Event]) -> Option<&'a Event> {
     })
 }
 
+/// The real kubelet reports an env `valueFrom`/`envFrom` reference to a missing Secret or
+/// ConfigMap (waiting reason CreateContainerConfigError) as event reason `Failed`, message
+/// `Error: secret "x" not found` / `Error: configmap "x" not found` / `Error: couldn't
+/// find key k in Secret ns/x`. `msg` is lowercased.
+fn is_missing_reference(msg: &str) -> bool {
+    let names_object = ["secret \"", "configmap \""]
+        .iter()
+        .any(|w| msg.contains(w));
+    (names_object && msg.contains("not found")) || msg.contains("couldn't find key")
+}
+
 fn blocking_reason(e: &Event) -> FailureReason {
+    let msg = e.message.as_deref().unwrap_or("").to_lowercase();
     match e.reason.as_deref() {
         Some("FailedMount" | "CreateContainerConfigError") => FailureReason::ConfigurationError,
+        Some("Failed") if is_missing_reference(&msg) => FailureReason::ConfigurationError,
         _ => FailureReason::ImagePullBackOff,
     }
+}
+
+/// When the workflow container first started according to the kubelet's `Started`
+/// events. Events outlive pods: after `activeDeadlineSeconds` the Job controller deletes
+/// the running pod, and only its events still say the workload ran.
+fn started_by_events(events: &[&Event]) -> Option<Timestamp> {
+    events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Started"))
+        .filter(|e| e.involved_object.kind.as_deref() == Some("Pod"))
+        .filter(|e| {
+            e.involved_object
+                .field_path
+                .as_deref()
+                .is_none_or(|f| f.contains(&format!("{{{CONTAINER}}}")))
+        })
+        .filter_map(|e| {
+            e.first_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0))
+                .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        })
+        .min()
 }
 
 /// Pods created for the Job according to its `SuccessfulCreate` events (count 0 is 1).
@@ -170,7 +208,11 @@ pub fn job_state(
     policy: &Policy,
     now: Timestamp,
 ) -> JobState {
-    let facts = pod_facts(pods);
+    let mut facts = pod_facts(pods);
+    if let Some(at) = started_by_events(events) {
+        facts.started = true;
+        facts.started_at = Some(facts.started_at.map_or(at, |p| p.min(at)));
+    }
     let retries = facts
         .created
         .max(created_by_events(events))

@@ -1,10 +1,6 @@
 //! The job executor against the sandbox's API server and simulated Job controller and
 //! kubelet: one test per failure kind, driven by the workload behaviours
 //! (`SANDBOX_OUTCOME`), plus redelivery and adoption.
-//!
-//! Ignored for now: in this sandbox version no pod is ever created for the agent's Jobs
-//! (every Job stays Pending), so these time out; the mapping itself is covered by the
-//! table tests in `src/status/tests.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -133,6 +129,20 @@ impl Env {
         }
     }
 
+    /// Waits (30 s) for a report of `uid` in `phase`.
+    async fn phase(&mut self, uid: &str, phase: PrimitivePhase) -> StatusReport {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = tokio::time::timeout_at(deadline, self.reports.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{phase:?} report of {uid} in time"))
+                .unwrap();
+            if r.phase == phase as i32 && r.execution.as_ref().is_some_and(|k| k.uid == uid) {
+                return r;
+            }
+        }
+    }
+
     async fn run(&mut self, a: Assign) -> StatusReport {
         let uid = a.execution.clone().unwrap().uid;
         let first = self.exec.start(&a).await;
@@ -163,7 +173,6 @@ fn failure(r: &StatusReport) -> (FailureReason, Option<i32>, bool, String) {
 }
 
 #[tokio::test]
-#[ignore = "the sandbox Job controller creates no pods for our Jobs yet (under investigation); run with --ignored"]
 async fn succeeds() {
     let mut e = env().await;
     let r = e.run(assign("ok", "succeed", None)).await;
@@ -172,7 +181,6 @@ async fn succeeds() {
 }
 
 #[tokio::test]
-#[ignore = "the sandbox Job controller creates no pods for our Jobs yet (under investigation); run with --ignored"]
 async fn exit_code_is_task_failed() {
     let mut e = env().await;
     let r = e.run(assign("fail", "fail:3", None)).await;
@@ -186,7 +194,6 @@ async fn exit_code_is_task_failed() {
 }
 
 #[tokio::test]
-#[ignore = "the sandbox Job controller creates no pods for our Jobs yet (under investigation); run with --ignored"]
 async fn oom_is_reported_with_retries() {
     let mut e = env().await;
     let r = e.run(assign("oom", "oom", Some(60))).await;
@@ -200,7 +207,6 @@ async fn oom_is_reported_with_retries() {
 }
 
 #[tokio::test]
-#[ignore = "the sandbox Job controller creates no pods for our Jobs yet (under investigation); run with --ignored"]
 async fn image_pull_error_never_started() {
     let mut e = env().await;
     let r = e.run(assign("pull", "image-pull-error", Some(60))).await;
@@ -213,7 +219,6 @@ async fn image_pull_error_never_started() {
 }
 
 #[tokio::test]
-#[ignore = "the sandbox Job controller creates no pods for our Jobs yet (under investigation); run with --ignored"]
 async fn missing_secret_is_configuration_error() {
     let mut e = env().await;
     let mut a = assign("secret", "succeed", Some(60));
@@ -232,10 +237,12 @@ async fn missing_secret_is_configuration_error() {
 }
 
 #[tokio::test]
-#[ignore = "the sandbox Job controller creates no pods for our Jobs yet (under investigation); run with --ignored"]
 async fn deadline_exceeded_after_start() {
     let mut e = env().await;
-    let r = e.run(assign("hang", "hang", Some(2))).await;
+    // Deadline whole seconds away (at least 3 s): the pod starts before it even on a busy
+    // machine, then activeDeadlineSeconds deletes the running pod.
+    let r = e.run(assign("hang", "hang", Some(4))).await;
+    assert!(r.started_at.is_some(), "{r:?}");
     let (reason, _, wef, msg) = failure(&r);
     assert_eq!(
         (reason, wef),
@@ -245,13 +252,13 @@ async fn deadline_exceeded_after_start() {
 }
 
 #[tokio::test]
-#[ignore = "the sandbox Job controller creates no pods for our Jobs yet (under investigation); run with --ignored"]
 async fn redelivered_assign_creates_one_job_and_another_replica_adopts_it() {
     let mut e = env().await;
     let mut a = assign("dup", "hang", Some(30));
     e.exec.start(&a).await;
     e.exec.start(&a).await;
     assert_eq!(e.jobs_of("dup").await, 1);
+    e.phase("dup", PrimitivePhase::Running).await;
     // Another replica takes over with a newer assignment and adopts the same Job.
     let (replica, _rx, _stop) = executor(&e.client).await;
     a.adopt = true;
@@ -290,6 +297,40 @@ async fn redelivered_assign_creates_one_job_and_another_replica_adopts_it() {
         reason: "test".into(),
     };
     let r = replica.cancel(&cancel).await.unwrap();
-    assert_eq!(failure(&r).0, FailureReason::Cancelled);
-    let _ = e.terminal("dup").await;
+    let (reason, _, wef, _) = failure(&r);
+    assert_eq!((reason, wef), (FailureReason::Cancelled, true), "{r:?}");
+    // The watch sees the Job go (the runtime sends the Cancelled report itself).
+    e.phase("dup", PrimitivePhase::Missing).await;
+    assert_eq!(e.jobs_of("dup").await, 0);
+}
+
+/// A Secret referenced through env (`valueFrom.secretKeyRef`) that does not exist: the
+/// kubelet leaves the container waiting with CreateContainerConfigError and writes event
+/// reason `Failed`, "Error: secret \"x\" not found". The agent's own Jobs mount secrets
+/// as volumes, so the test adds the env reference to the Job it builds, creates it, and
+/// lets the executor adopt and watch it.
+#[tokio::test]
+async fn missing_env_secret_is_configuration_error() {
+    let mut e = env().await;
+    let a = assign("envsecret", "succeed", Some(3));
+    let mut job = wfe_job_agent::job::build_job(&a, NS, jiff::Timestamp::now()).unwrap();
+    let spec = job.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+    let env_ref: k8s_openapi::api::core::v1::EnvVar = serde_json::from_value(serde_json::json!({
+        "name": "DB_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "db-credentials", "key": "password"}}
+    }))
+    .unwrap();
+    spec.containers[0].env.as_mut().unwrap().push(env_ref);
+    Api::<Job>::namespaced(e.client.clone(), NS)
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap();
+    let r = e.run(a).await;
+    let (reason, code, wef, msg) = failure(&r);
+    assert_eq!(
+        (reason, code, wef),
+        (FailureReason::ConfigurationError, None, false),
+        "{msg}"
+    );
+    assert!(msg.contains("secret \"db-credentials\" not found"), "{msg}");
 }

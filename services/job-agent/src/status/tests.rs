@@ -294,6 +294,67 @@ fn job_state_table() {
                 "Complete",
             )
         },
+        Case {
+            // activeDeadlineSeconds deleted the running pod: only its events remain.
+            events: vec![event("Pod", "Started", "Started container workflow", 1)],
+            was_execution_failure: Some(true),
+            ..case(
+                "deadline after the running pod was deleted",
+                failed(
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                ),
+                Failed,
+                "DeadlineExceeded",
+            )
+        },
+        Case {
+            // The real kubelet: waiting CreateContainerConfigError + event reason Failed.
+            pods: vec![p(
+                "wfe-1-a1-aaaaa",
+                waiting("CreateContainerConfigError", "secret \"db\" not found"),
+            )],
+            events: vec![event("Pod", "Failed", "Error: secret \"db\" not found", 3)],
+            was_execution_failure: Some(false),
+            ..case(
+                "env secret missing at the deadline",
+                failed(
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                ),
+                Failed,
+                "ConfigurationError",
+            )
+        },
+        Case {
+            events: vec![event(
+                "Pod",
+                "Failed",
+                "Error: configmap \"settings\" not found",
+                1,
+            )],
+            was_execution_failure: Some(false),
+            abort: true,
+            now: "2025-01-01T00:03:00Z",
+            ..case(
+                "env config map missing past the stuck grace",
+                job(json!([])),
+                Failed,
+                "ConfigurationError",
+            )
+        },
+        Case {
+            events: vec![event("Pod", "Failed", "Error: ErrImagePull", 1)],
+            was_execution_failure: Some(false),
+            abort: true,
+            now: "2025-01-01T00:03:00Z",
+            ..case(
+                "image pull Failed event is not a configuration error",
+                job(json!([])),
+                Failed,
+                "ImagePullBackOff",
+            )
+        },
     ];
     for c in cases {
         let pods: Vec<&Pod> = c.pods.iter().collect();
