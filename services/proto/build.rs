@@ -9,6 +9,8 @@ const PROTOS: &[&str] = &[
     "kubernaut/workflowexecution/v1/types.proto",
     "kubernaut/workflowexecution/v1/workflow_execution_service.proto",
     "kubernaut/workflowexecution/agent/v1/agent_session_service.proto",
+    // Only for the descriptor set: clients decode error details through reflection.
+    "google/rpc/error_details.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -27,3 +27,15 @@ fn descriptor_set_describes_both_services() {
         "{services:?}"
     );
 }
+
+#[test]
+fn descriptor_set_lets_clients_decode_bad_request_details() {
+    let set =
+        FileDescriptorSet::decode(wfe_proto::FILE_DESCRIPTOR_SET).expect("valid descriptor set");
+    let rpc = set
+        .file
+        .iter()
+        .find(|f| f.package() == "google.rpc")
+        .expect("google.rpc error details are in the descriptor set");
+    assert!(rpc.message_type.iter().any(|m| m.name() == "BadRequest"));
+}
