@@ -1,0 +1,270 @@
+//! The stack under test: `wfe sandbox`, `wfe api` and `wfe job-agent` as separate
+//! processes, wired the way `wfe dev` wires them (kubeconfig, token files), on free ports.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+
+/// Bearer token of the benchmark's caller.
+pub const CALLER_TOKEN: &str = "bench-caller-token";
+/// Namespace of the WorkflowExecutions and Leases (the API's default).
+pub const API_NAMESPACE: &str = "kubernaut-system";
+const AGENT_TOKEN: &str = "bench-job-agent-token";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A component process; SIGKILLed when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    /// Name shown in the report.
+    pub name: &'static str,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Proc {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Fails only when it already exited; wait() reaps it either way.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Addresses and processes of a running stack.
+#[derive(Debug)]
+pub struct Stack {
+    wfe: PathBuf,
+    log: String,
+    /// Held so the directory lives as long as the stack (None with `--keep`).
+    _dir: Option<TempDir>,
+    path: PathBuf,
+    /// Sandbox API server.
+    pub sandbox: SocketAddr,
+    /// workflow-api gRPC.
+    pub grpc: SocketAddr,
+    /// workflow-api admin (/metrics, /readyz).
+    pub api_admin: SocketAddr,
+    agent_admin: SocketAddr,
+    /// sandbox, workflow-api, job-agent (in that order, when running).
+    pub procs: Vec<Proc>,
+}
+
+/// A loopback address whose port was free a moment ago.
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
+    l.local_addr().context("reading the bound port")
+}
+
+impl Stack {
+    /// Prepares the state directory; nothing runs yet.
+    pub fn new(wfe: PathBuf, log: &str, keep: bool) -> anyhow::Result<Self> {
+        let tmp = tempfile::Builder::new().prefix("wfe-bench-").tempdir()?;
+        let (dir, path) = if keep {
+            (None, tmp.keep())
+        } else {
+            let path = tmp.path().to_path_buf();
+            (Some(tmp), path)
+        };
+        let stack = Self {
+            wfe,
+            log: log.to_owned(),
+            _dir: dir,
+            path: path.clone(),
+            sandbox: free_addr()?,
+            grpc: free_addr()?,
+            api_admin: free_addr()?,
+            agent_admin: free_addr()?,
+            procs: Vec::new(),
+        };
+        if keep {
+            eprintln!("state directory (kept): {}", path.display());
+        }
+        stack.write_files()?;
+        Ok(stack)
+    }
+
+    fn write_files(&self) -> anyhow::Result<()> {
+        let d = &self.path;
+        std::fs::create_dir_all(d.join("tokens"))?;
+        std::fs::write(d.join("kubeconfig"), kubeconfig(self.sandbox))?;
+        std::fs::write(
+            d.join("tokens/callers"),
+            format!("{CALLER_TOKEN} bench@local\n"),
+        )?;
+        std::fs::write(d.join("tokens/agents"), format!("{AGENT_TOKEN} - job\n"))?;
+        std::fs::write(d.join("tokens/job-agent"), format!("{AGENT_TOKEN}\n"))?;
+        Ok(())
+    }
+
+    fn file(&self, p: &str) -> String {
+        self.path.join(p).display().to_string()
+    }
+
+    /// The sandbox's URL.
+    pub fn sandbox_url(&self) -> String {
+        format!("http://{}", self.sandbox)
+    }
+
+    /// Starts `wfe sandbox` (in memory) and waits until it serves the stack's namespaces.
+    pub async fn start_sandbox(&mut self) -> anyhow::Result<()> {
+        let args = vec![
+            "sandbox".into(),
+            "--listen".into(),
+            self.sandbox.to_string(),
+        ];
+        let url = format!(
+            "{}/api/v1/namespaces/kubernaut-workflows",
+            self.sandbox_url()
+        );
+        self.start("sandbox", args, &url).await
+    }
+
+    /// Starts `wfe api` with production defaults and waits for `/readyz`.
+    pub async fn start_api(&mut self) -> anyhow::Result<()> {
+        let args = [
+            "api",
+            "--grpc-addr",
+            &self.grpc.to_string(),
+            "--admin-addr",
+            &self.api_admin.to_string(),
+            "--caller-tokens-file",
+            &self.file("tokens/callers"),
+            "--agent-tokens-file",
+            &self.file("tokens/agents"),
+            "--audit-file",
+            &self.file("audit-events.jsonl"),
+            "--instance-id",
+            "workflow-api-bench",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let url = format!("http://{}/readyz", self.api_admin);
+        self.start("workflow-api", args, &url).await
+    }
+
+    /// Starts `wfe job-agent` and waits for its `/readyz`.
+    pub async fn start_agent(&mut self, capacity: u32) -> anyhow::Result<()> {
+        let args = [
+            "job-agent",
+            "--api-url",
+            &format!("http://{}", self.grpc),
+            "--token-file",
+            &self.file("tokens/job-agent"),
+            "--admin-addr",
+            &self.agent_admin.to_string(),
+            "--agent-id",
+            "job-agent-bench",
+            "--capacity",
+            &capacity.to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let url = format!("http://{}/readyz", self.agent_admin);
+        self.start("job-agent", args, &url).await
+    }
+
+    /// Stops (SIGKILL) the component called `name`.
+    pub fn stop(&mut self, name: &str) {
+        self.procs.retain(|p| p.name != name);
+    }
+
+    async fn start(
+        &mut self,
+        name: &'static str,
+        args: Vec<String>,
+        ready_url: &str,
+    ) -> anyhow::Result<()> {
+        let log = File::create(self.path.join(format!("{name}.log")))?;
+        let child = Command::new(&self.wfe)
+            .args(&args)
+            .env("KUBECONFIG", self.path.join("kubeconfig"))
+            .env("RUST_LOG", &self.log)
+            .current_dir(&self.path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name} ({})", self.wfe.display()))?;
+        self.procs.push(Proc {
+            name,
+            args,
+            child: Some(child),
+        });
+        self.wait_ready(name, ready_url).await
+    }
+
+    async fn wait_ready(&mut self, name: &str, url: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if reqwest::get(url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            self.check_alive(name)?;
+            if tokio::time::Instant::now() > deadline {
+                bail!("{name} did not become ready within {START_TIMEOUT:?} ({url})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn check_alive(&mut self, name: &str) -> anyhow::Result<()> {
+        let log = self.path.join(format!("{name}.log"));
+        for p in self.procs.iter_mut().filter(|p| p.name == name) {
+            let Some(c) = p.child.as_mut() else { continue };
+            if let Some(status) = c.try_wait()? {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                bail!("{name} exited ({status}) with args {:?}:\n{text}", p.args);
+            }
+        }
+        Ok(())
+    }
+
+    /// `(name, pid)` of every running component.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.procs
+            .iter()
+            .filter_map(|p| Some((p.name, p.pid()?)))
+            .collect()
+    }
+
+    /// The state directory (deleted on drop unless `--keep`).
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn kubeconfig(sandbox: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: http://{sandbox}\n\
+         users:\n- name: bench\n  user: {{}}\ncontexts:\n- name: sandbox\n  context:\n    \
+         cluster: sandbox\n    user: bench\n    namespace: {API_NAMESPACE}\n\
+         current-context: sandbox\n"
+    )
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Components go before their state directory does.
+        self.procs.clear();
+    }
+}

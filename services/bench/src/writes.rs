@@ -1,0 +1,157 @@
+//! Counts Kubernetes API writes as the sandbox's watch streams show them: one
+//! ADDED, MODIFIED or DELETED event per write that changed an object. Writes that
+//! changed nothing, and refused writes (409 Conflict), are not visible this way.
+//!
+//! The WorkflowExecution watch also records when each execution's assignment and
+//! Running phase were first persisted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, WatchEvent, WatchParams,
+};
+use kube::{Api, Client};
+
+/// The resource kinds the stack writes: (group, version, kind, plural).
+pub const KINDS: [(&str, &str, &str, &str); 5] = [
+    (
+        "kubernaut.ai",
+        "v1alpha1",
+        "WorkflowExecution",
+        "workflowexecutions",
+    ),
+    ("coordination.k8s.io", "v1", "Lease", "leases"),
+    ("batch", "v1", "Job", "jobs"),
+    ("", "v1", "Pod", "pods"),
+    ("", "v1", "Event", "events"),
+];
+
+/// Write counts by (kind, event type).
+pub type Counts = BTreeMap<(&'static str, &'static str), u64>;
+
+/// When the sandbox's watch first showed an execution assigned and Running.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Persisted {
+    /// First version with `status.assignment`.
+    pub assigned: Option<Instant>,
+    /// First version in phase Running.
+    pub running: Option<Instant>,
+}
+
+/// Shared counters, filled by one watch task per kind.
+#[derive(Debug, Default, Clone)]
+pub struct WriteCounter {
+    counts: Arc<Mutex<Counts>>,
+    persisted: Arc<Mutex<HashMap<String, Persisted>>>,
+}
+
+impl WriteCounter {
+    /// The counts so far.
+    pub fn snapshot(&self) -> Counts {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What the sandbox showed of execution `name`.
+    pub fn persisted(&self, name: &str) -> Persisted {
+        let map = self.persisted.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(name).copied().unwrap_or_default()
+    }
+
+    /// Starts one watch per kind of [`KINDS`], across all namespaces.
+    pub fn spawn(&self, client: &Client) -> Vec<tokio::task::JoinHandle<()>> {
+        KINDS
+            .iter()
+            .map(|&(g, v, k, plural)| {
+                let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, k), plural);
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+                tokio::spawn(self.clone().follow(api, k))
+            })
+            .collect()
+    }
+
+    async fn follow(self, api: Api<DynamicObject>, kind: &'static str) {
+        loop {
+            if let Err(e) = self.follow_once(&api, kind).await {
+                eprintln!("sandbox watch of {kind}: {e}; watching again");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Lists for a resourceVersion, then counts every change after it.
+    async fn follow_once(
+        &self,
+        api: &Api<DynamicObject>,
+        kind: &'static str,
+    ) -> anyhow::Result<()> {
+        let mut rv = api
+            .list(&ListParams::default())
+            .await?
+            .metadata
+            .resource_version
+            .unwrap_or_default();
+        loop {
+            let wp = WatchParams::default().timeout(290);
+            let mut stream = api.watch(&wp, &rv).await?.boxed();
+            while let Some(ev) = stream.try_next().await? {
+                let at = Instant::now();
+                let (ty, obj) = match ev {
+                    WatchEvent::Added(o) => ("ADDED", o),
+                    WatchEvent::Modified(o) => ("MODIFIED", o),
+                    WatchEvent::Deleted(o) => ("DELETED", o),
+                    WatchEvent::Bookmark(b) => {
+                        rv = b.metadata.resource_version;
+                        continue;
+                    }
+                    WatchEvent::Error(e) => anyhow::bail!("watch error: {}", e.message),
+                };
+                rv = obj.metadata.resource_version.clone().unwrap_or(rv);
+                self.count(kind, ty);
+                if kind == "WorkflowExecution" {
+                    self.note_execution(&obj, at);
+                }
+            }
+        }
+    }
+
+    fn count(&self, kind: &'static str, ty: &'static str) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *c.entry((kind, ty)).or_default() += 1;
+    }
+
+    fn note_execution(&self, obj: &DynamicObject, at: Instant) {
+        let Some(name) = obj.metadata.name.clone() else {
+            return;
+        };
+        let status = &obj.data["status"];
+        let mut map = self.persisted.lock().unwrap_or_else(|p| p.into_inner());
+        let p = map.entry(name).or_default();
+        if !status["assignment"].is_null() && p.assigned.is_none() {
+            p.assigned = Some(at);
+        }
+        if status["phase"] == "Running" && p.running.is_none() {
+            p.running = Some(at);
+        }
+    }
+}
+
+/// `after - before`, kind by kind.
+pub fn diff(before: &Counts, after: &Counts) -> Counts {
+    after
+        .iter()
+        .map(|(k, v)| (*k, v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+/// A client of the sandbox at `url` (no credentials: the sandbox needs none).
+pub fn client(url: &str) -> anyhow::Result<Client> {
+    let config = kube::Config::new(url.parse()?);
+    Ok(Client::try_from(config)?)
+}
