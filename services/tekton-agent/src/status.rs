@@ -119,11 +119,40 @@ fn progress(pr: &PipelineRun, task_runs: &[&TaskRun]) -> Progress {
             })
         })
         .count();
+    let created = u32::try_from(children.len()).unwrap_or(u32::MAX);
+    let message = pr
+        .status
+        .as_ref()
+        .and_then(|s| succeeded(&s.conditions))
+        .and_then(|c| c.message.as_deref())
+        .unwrap_or("");
     Progress {
         completed: u32::try_from(done).unwrap_or(u32::MAX),
-        total: u32::try_from(children.len()).unwrap_or(u32::MAX),
+        // TaskRuns are created one stage at a time: the tally also counts what has not
+        // started yet, so "1/3" is reported rather than "1/1".
+        total: created.max(tally_total(message).unwrap_or(0)),
         retries: 0,
     }
+}
+
+/// The pipeline's task count from Tekton's tally in the Succeeded message:
+/// `Tasks Completed: 1 (Failed: 0, Cancelled 0), Incomplete: 2, Skipped: 0` → 3
+/// (completed includes failed and cancelled tasks).
+pub fn tally_total(message: &str) -> Option<u32> {
+    let completed = number_after(message, "Tasks Completed:")?;
+    let incomplete = number_after(message, "Incomplete:").unwrap_or(0);
+    let skipped = number_after(message, "Skipped:").unwrap_or(0);
+    Some(completed.saturating_add(incomplete).saturating_add(skipped))
+}
+
+fn number_after(text: &str, label: &str) -> Option<u32> {
+    let rest = &text[text.find(label)? + label.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// Did any workflow code run? A TaskRun that started or a step that terminated. When

@@ -72,10 +72,25 @@ fn phases_and_progress() {
             (1, 2),
         ),
         (
+            // The tally names two tasks; only one TaskRun is known here.
             pr(cond("True", "Succeeded", "Tasks Completed: 2"), &["t1"]),
             PrimitivePhase::Succeeded,
             "Succeeded",
-            (1, 1),
+            (1, 2),
+        ),
+        (
+            // Later tasks have no TaskRun yet: the tally still counts them.
+            pr(
+                cond(
+                    "Unknown",
+                    "Running",
+                    "Tasks Completed: 1 (Failed: 0, Cancelled 0), Incomplete: 2, Skipped: 0",
+                ),
+                &["t1", "t2"],
+            ),
+            PrimitivePhase::Running,
+            "Running",
+            (1, 3),
         ),
     ];
     for (p, phase, reason, (done, total)) in cases {
@@ -231,5 +246,28 @@ fn failure_table() {
             !f.message.is_empty() && f.natural_language_summary.contains("wf"),
             "{name}"
         );
+    }
+}
+
+#[test]
+fn tally_total_counts_tasks_not_yet_created() {
+    let cases = [
+        (
+            "Tasks Completed: 1 (Failed: 0, Cancelled 0), Incomplete: 2, Skipped: 0",
+            Some(3),
+        ),
+        (
+            "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 1",
+            Some(3),
+        ),
+        (
+            "Tasks Completed: 3 (Failed: 0, Cancelled 0), Skipped: 0",
+            Some(3),
+        ),
+        ("Pipeline pending", None),
+        ("", None),
+    ];
+    for (message, total) in cases {
+        assert_eq!(tally_total(message), total, "{message}");
     }
 }
