@@ -23,6 +23,8 @@ pub struct Measured {
     pub procs: Vec<(&'static str, ProcStats)>,
     /// Writes seen on the sandbox during the batch.
     pub writes: Option<Counts>,
+    /// WorkflowExecution writes during the batch by what they changed.
+    pub changes: Option<std::collections::BTreeMap<String, u64>>,
     /// The API's own accept → assignment histogram, for the batch.
     pub dispatch_hist: Histogram,
 }
@@ -40,6 +42,9 @@ pub fn print(args: &Args, r: &Running, m: &Measured) {
     print_procs(&m.procs, m.wall);
     if let Some(w) = &m.writes {
         print_writes(w, completed(&m.driven));
+    }
+    if let Some(c) = &m.changes {
+        print_changes(c, completed(&m.driven));
     }
 }
 
@@ -252,4 +257,15 @@ fn print_writes(w: &Counts, completed: usize) {
         per(total),
         per(ours)
     );
+}
+
+fn print_changes(c: &std::collections::BTreeMap<String, u64>, completed: usize) {
+    println!(
+        "WorkflowExecution writes by what they changed in the status, per Completed execution:"
+    );
+    let mut v: Vec<_> = c.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    for (label, n) in v {
+        println!("  {:>6.2}  {label}", *n as f64 / completed.max(1) as f64);
+    }
 }

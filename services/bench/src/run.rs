@@ -26,6 +26,13 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+impl Running {
+    /// Stops the Watch client and the write counter.
+    pub fn stop_watchers(&mut self) {
+        self.tasks.drain(..).for_each(|t| t.abort());
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.tasks.iter().for_each(|t| t.abort());
@@ -85,6 +92,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     }
     let before_procs = proc_snapshot(&r.stack);
     let before_writes = r.writes.as_ref().map(WriteCounter::snapshot);
+    let before_changes = r.writes.as_ref().map(WriteCounter::changes);
     let before_hist = crate::metrics::dispatch_latency(r.stack.api_admin).await?;
     let measured = plan("m", args.executions, args.targets, args, timeout);
     let t0 = Instant::now();
@@ -98,7 +106,21 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         (Some(w), Some(b)) => Some(crate::writes::diff(&b, &w.snapshot())),
         _ => None,
     };
+    let changes = match (&r.writes, before_changes) {
+        (Some(w), Some(b)) => Some(
+            w.changes()
+                .into_iter()
+                .map(|(k, v)| {
+                    let before = b.get(&k).copied().unwrap_or(0);
+                    (k, v - before)
+                })
+                .filter(|(_, v)| *v > 0)
+                .collect(),
+        ),
+        _ => None,
+    };
     let m = Measured {
+        changes,
         driven,
         wall,
         procs: proc_delta(&before_procs, &proc_snapshot(&r.stack)),

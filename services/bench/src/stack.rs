@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -245,11 +245,6 @@ impl Stack {
             .iter()
             .filter_map(|p| Some((p.name, p.pid()?)))
             .collect()
-    }
-
-    /// The state directory (deleted on drop unless `--keep`).
-    pub fn dir(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -14,6 +14,7 @@ use kube::api::{
     ApiResource, DynamicObject, GroupVersionKind, ListParams, WatchEvent, WatchParams,
 };
 use kube::{Api, Client};
+use serde_json::Value;
 
 /// The resource kinds the stack writes: (group, version, kind, plural).
 pub const KINDS: [(&str, &str, &str, &str); 5] = [
@@ -46,12 +47,24 @@ pub struct Persisted {
 pub struct WriteCounter {
     counts: Arc<Mutex<Counts>>,
     persisted: Arc<Mutex<HashMap<String, Persisted>>>,
+    /// The last status seen of each WorkflowExecution, to tell what a write changed.
+    last_status: Arc<Mutex<HashMap<String, Value>>>,
+    /// WorkflowExecution writes by what they changed.
+    changes: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl WriteCounter {
     /// The counts so far.
     pub fn snapshot(&self) -> Counts {
         self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// WorkflowExecution writes by what they changed, so far.
+    pub fn changes(&self) -> BTreeMap<String, u64> {
+        self.changes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -115,6 +128,7 @@ impl WriteCounter {
                 self.count(kind, ty);
                 if kind == "WorkflowExecution" {
                     self.note_execution(&obj, at);
+                    self.classify(&obj, ty);
                 }
             }
         }
@@ -139,6 +153,80 @@ impl WriteCounter {
             p.running = Some(at);
         }
     }
+}
+
+impl WriteCounter {
+    /// Counts one WorkflowExecution write under what it changed in the status.
+    fn classify(&self, obj: &DynamicObject, ty: &'static str) {
+        let Some(name) = obj.metadata.name.clone() else {
+            return;
+        };
+        let status = obj.data.get("status").cloned().unwrap_or(Value::Null);
+        let before = {
+            let mut last = self.last_status.lock().unwrap_or_else(|p| p.into_inner());
+            last.insert(name, status.clone())
+        };
+        let label = match ty {
+            "MODIFIED" => changed(&before.unwrap_or(Value::Null), &status),
+            other => other.to_lowercase(),
+        };
+        let mut c = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        *c.entry(label).or_default() += 1;
+    }
+}
+
+/// What differs between two statuses: `phase→Running`, changed top-level fields,
+/// and the types of the conditions that changed (`conditions[Dispatched]`).
+fn changed(before: &Value, after: &Value) -> String {
+    let empty = serde_json::Map::new();
+    let (b, a) = (
+        before.as_object().unwrap_or(&empty),
+        after.as_object().unwrap_or(&empty),
+    );
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    for k in keys.into_iter().filter(|k| b.get(*k) != a.get(*k)) {
+        match k.as_str() {
+            "phase" => out.push(format!("phase→{}", a[k].as_str().unwrap_or("?"))),
+            "conditions" => out.push(format!("conditions[{}]", changed_conditions(&b[k], &a[k]))),
+            "observedGeneration" | "message" => {}
+            _ => out.push(k.clone()),
+        }
+    }
+    if out.is_empty() {
+        "no status change".to_owned()
+    } else {
+        out.join(" ")
+    }
+}
+
+/// Types of the conditions whose status, reason or message changed.
+fn changed_conditions(before: &Value, after: &Value) -> String {
+    let find = |list: &Value, ty: &str| -> Option<Value> {
+        list.as_array()?.iter().find(|c| c["type"] == ty).cloned()
+    };
+    let mut types: Vec<String> = after
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["type"].as_str().map(str::to_owned))
+        .filter(|t| {
+            let strip = |c: Option<Value>| {
+                c.map(|c| {
+                    (
+                        c["status"].clone(),
+                        c["reason"].clone(),
+                        c["message"].clone(),
+                    )
+                })
+            };
+            strip(find(before, t)) != strip(find(after, t))
+        })
+        .collect();
+    types.sort();
+    types.join(",")
 }
 
 /// `after - before`, kind by kind.
