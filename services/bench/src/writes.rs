@@ -188,9 +188,13 @@ fn changed(before: &Value, after: &Value) -> String {
     keys.dedup();
     let mut out = Vec::new();
     for k in keys.into_iter().filter(|k| b.get(*k) != a.get(*k)) {
+        let (bk, ak) = (
+            b.get(k).unwrap_or(&Value::Null),
+            a.get(k).unwrap_or(&Value::Null),
+        );
         match k.as_str() {
-            "phase" => out.push(format!("phase→{}", a[k].as_str().unwrap_or("?"))),
-            "conditions" => out.push(format!("conditions[{}]", changed_conditions(&b[k], &a[k]))),
+            "phase" => out.push(format!("phase→{}", ak.as_str().unwrap_or("?"))),
+            "conditions" => out.push(format!("conditions[{}]", changed_conditions(bk, ak))),
             "observedGeneration" | "message" => {}
             _ => out.push(k.clone()),
         }
@@ -242,4 +246,24 @@ pub fn diff(before: &Counts, after: &Counts) -> Counts {
 pub fn client(url: &str) -> anyhow::Result<Client> {
     let config = kube::Config::new(url.parse()?);
     Ok(Client::try_from(config)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn names_what_a_status_write_changed() {
+        let before =
+            json!({"phase": "Pending", "conditions": [{"type": "Dispatched", "status": "False"}]});
+        let after = json!({"phase": "Running", "assignment": {"agentId": "a"},
+            "conditions": [{"type": "Dispatched", "status": "True"}, {"type": "ExecutionRunning", "status": "True"}]});
+        assert_eq!(
+            changed(&before, &after),
+            "assignment conditions[Dispatched,ExecutionRunning] phase→Running"
+        );
+        assert_eq!(changed(&Value::Null, &json!({})), "no status change");
+    }
 }
