@@ -40,6 +40,10 @@ pub struct AgentArgs {
     /// Unique id of this replica; defaults to `$POD_NAME`, then the hostname.
     #[arg(long, env = "WFE_AGENT_AGENT_ID")]
     pub agent_id: Option<String>,
+    /// OTLP/gRPC collector for traces, e.g. `http://otel-collector:4317`; without it no
+    /// span is exported.
+    #[arg(long, env = "WFE_AGENT_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Longest time the drain after SIGTERM may take, in seconds.
     #[arg(long, env = "WFE_AGENT_DRAIN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub drain_timeout_seconds: u64,
@@ -90,5 +94,16 @@ mod tests {
         assert_eq!(cli.agent.execution_namespace, "kubernaut-workflows");
         assert_eq!(cli.agent.resolved_agent_id(), "a-1");
         assert!(cli.agent.tls_ca.is_none());
+        assert!(cli.agent.otlp_endpoint.is_none());
+    }
+
+    #[test]
+    fn otlp_endpoint_flag() {
+        let cli = Cli::try_parse_from(["agent", "--otlp-endpoint", "http://collector:4317"])
+            .expect("valid flags");
+        assert_eq!(
+            cli.agent.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
     }
 }

@@ -62,8 +62,31 @@ impl AgentConfig {
     }
 }
 
-/// Runs an agent: admin port on `args.admin_addr`, then [`run_with`].
+/// Runs an agent: span export with `--otlp-endpoint` (service `<engine>-agent`, flushed
+/// at the end), admin port on `args.admin_addr`, then [`run_with`].
 pub async fn run(
+    args: &AgentArgs,
+    executor: Arc<dyn Executor>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let telemetry = args
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| wfe_telemetry::export(endpoint, &service_name(executor.engine())))
+        .transpose()?;
+    let result = bind_and_run(args, executor, shutdown).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    result
+}
+
+/// The OpenTelemetry service name of an engine's agent (`job-agent`, `tekton-agent`).
+pub fn service_name(engine: &str) -> String {
+    format!("{engine}-agent")
+}
+
+async fn bind_and_run(
     args: &AgentArgs,
     executor: Arc<dyn Executor>,
     shutdown: CancellationToken,
@@ -141,11 +164,10 @@ async fn run_agent(
     Ok(())
 }
 
-/// Installs a tracing subscriber reading `RUST_LOG` (default `info`).
+/// Installs a tracing subscriber reading `RUST_LOG` (default `info`); spans reach a
+/// collector once [`run`] sees `--otlp-endpoint`.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    wfe_telemetry::init(false);
 }
 
 /// A token cancelled on the first SIGTERM or Ctrl-C (the drain); a second signal exits.

@@ -107,6 +107,10 @@ pub struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = "WFE_API_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// OTLP/gRPC collector for traces, e.g. `http://otel-collector:4317`; without it no
+    /// span is exported.
+    #[arg(long, env = "WFE_API_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// How long a graceful shutdown waits for streams to end.
     #[arg(long, env = "WFE_API_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

@@ -34,5 +34,6 @@ pub mod store;
 pub use config::Config;
 pub use server::{Running, run, start};
 
-/// Annotation on a WorkflowExecution with the caller's W3C `traceparent`, handed to the agent.
+/// Annotation on a WorkflowExecution with the caller's W3C `traceparent` (without one, the
+/// ExecuteWorkflow span's when spans are exported), handed to the agent.
 pub const TRACEPARENT_ANNOTATION: &str = "kubernaut.ai/traceparent";

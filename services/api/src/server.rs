@@ -41,11 +41,27 @@ pub struct Running {
     shutdown: CancellationToken,
     grpc: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
+    telemetry: Option<wfe_telemetry::Exporter>,
 }
 
-/// Starts an instance: watchers, dispatcher, audit (and its outbox delivery), gRPC and
-/// admin listeners.
+/// The OpenTelemetry service name of workflow-api's spans.
+pub const SERVICE_NAME: &str = "workflow-api";
+
+/// Starts an instance: span export (with `--otlp-endpoint`), watchers, dispatcher, audit
+/// (and its outbox delivery), gRPC and admin listeners.
 pub async fn start(config: Config, client: kube::Client) -> anyhow::Result<Running> {
+    let telemetry = config
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| wfe_telemetry::export(endpoint, SERVICE_NAME))
+        .transpose()?;
+    let mut running = start_serving(config, client).await?;
+    running.telemetry = telemetry;
+    Ok(running)
+}
+
+/// [`start`] after the span export.
+async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<Running> {
     let caller_auth = CallerAuth::load(config.caller_tokens_file.as_deref())?;
     let agent_auth = AgentAuth::load(config.agent_tokens_file.as_deref())?;
     if !caller_auth.enabled() {
@@ -172,6 +188,7 @@ pub async fn start(config: Config, client: kube::Client) -> anyhow::Result<Runni
         shutdown,
         grpc,
         tasks,
+        telemetry: None,
     })
 }
 
@@ -246,6 +263,9 @@ impl Running {
             let _ = tokio::time::timeout(grace, t).await;
         }
         tracing::info!("workflow-api stopped");
+        if let Some(telemetry) = self.telemetry {
+            telemetry.shutdown().await;
+        }
     }
 
     /// Hard stop, as close to SIGKILL as one process allows: nothing is drained.
@@ -295,13 +315,7 @@ pub async fn signal_shutdown(token: CancellationToken) {
 }
 
 /// Installs the tracing subscriber (`RUST_LOG`, default `info`); `json` for JSON lines.
+/// Spans reach a collector only once [`start`] sees `--otlp-endpoint`.
 pub fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    wfe_telemetry::init(format == "json");
 }

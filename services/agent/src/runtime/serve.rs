@@ -1,6 +1,7 @@
 //! One established session: commands in, acks/reports/heartbeats out.
 
 use super::*;
+use tracing::Instrument as _;
 
 /// How long the API may take to end the stream after our final message.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -170,10 +171,15 @@ impl Agent {
     fn spawn_start(&mut self, uid: String, a: Assign) {
         self.in_flight.insert(uid.clone());
         let exec = self.executor.clone();
-        self.tasks.spawn(async move {
-            let report = exec.start(&a).await;
-            TaskDone::Started { uid, report }
-        });
+        let span = tracing::info_span!("assign", execution = %uid, adopt = a.adopt);
+        wfe_telemetry::set_parent_from_map(&span, &a.trace_context);
+        self.tasks.spawn(
+            async move {
+                let report = exec.start(&a).await;
+                TaskDone::Started { uid, report }
+            }
+            .instrument(span),
+        );
     }
 
     async fn on_cancel(

@@ -414,6 +414,9 @@ impl Dispatcher {
         let Some(msg) = self.assign_message(obj, key, adopt) else {
             return;
         };
+        let span = tracing::info_span!("dispatch", execution = %key, agent = %session.agent_id);
+        wfe_telemetry::set_parent_from_map(&span, &msg.trace_context);
+        let _in_span = span.enter();
         let id = msg.assignment_id.clone();
         tracing::info!(execution = %key, agent = %session.agent_id, fencing_token = msg.fencing_token, adopt, "assigning");
         if session

@@ -4,6 +4,7 @@ use std::pin::Pin;
 
 use futures::Stream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 use wfe_proto::v1;
 use wfe_proto::v1::workflow_execution_service_server::WorkflowExecutionService;
 
@@ -63,10 +64,17 @@ impl WorkflowExecutionService for ExecutionService {
         &self,
         request: Request<v1::ExecuteWorkflowRequest>,
     ) -> Result<Response<v1::ExecuteWorkflowResponse>, Status> {
-        let _who = self.caller(&request)?;
-        let trace = traceparent(&request);
-        let res = crate::execute::execute(&self.ctx, request.into_inner(), trace).await?;
-        Ok(Response::new(res))
+        let span = tracing::info_span!("ExecuteWorkflow", otel.kind = "server");
+        wfe_telemetry::set_parent_from_metadata(&span, request.metadata());
+        async {
+            let _who = self.caller(&request)?;
+            // Without the caller's context, the agent joins this span's trace.
+            let trace = traceparent(&request).or_else(wfe_telemetry::current_traceparent);
+            let res = crate::execute::execute(&self.ctx, request.into_inner(), trace).await?;
+            Ok(Response::new(res))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn get_workflow_execution(
