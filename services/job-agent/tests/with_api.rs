@@ -45,7 +45,7 @@ async fn agent_killed_mid_execution_and_restarted_creates_one_job() {
 async fn agent_killed_mid_execution_is_replaced_by_another_replica_without_a_second_job() {
     let stack = Stack::start().await;
     let api = stack.api().await;
-    let mut agents = vec![
+    let mut agents = [
         Some(stack.agent("job-agent-a", api.grpc_addr)),
         Some(stack.agent("job-agent-b", api.grpc_addr)),
     ];
