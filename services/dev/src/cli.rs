@@ -20,12 +20,25 @@ enum Command {
     /// Run workflow-api (the same code as the `workflow-api` binary).
     Api(Box<wfe_api::Config>),
     /// Run a job-agent (the same code as the `job-agent` binary).
-    JobAgent(AgentCli),
+    JobAgent(JobAgentCli),
     /// Run a tekton-agent (the same code as the `tekton-agent` binary).
     TektonAgent(AgentCli),
 }
 
-/// Options of `wfe job-agent` and `wfe tekton-agent`.
+/// Options of `wfe job-agent`: the job-agent binary's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobAgentCli {
+    #[command(flatten)]
+    pub agent: wfe_agent::AgentArgs,
+    /// OOM kills tolerated before the execution fails with OOMKilled.
+    #[arg(long, env = "WFE_AGENT_OOM_KILL_LIMIT", default_value_t = 2)]
+    pub oom_kill_limit: u32,
+    /// Seconds a container may fail to start (image pull, missing secret) before failing.
+    #[arg(long, env = "WFE_AGENT_STUCK_GRACE_SECONDS", default_value_t = 120)]
+    pub stuck_grace_seconds: u64,
+}
+
+/// Options of `wfe tekton-agent`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentCli {
     #[command(flatten)]
@@ -79,7 +92,7 @@ impl Cli {
             Command::Dev(args) => crate::dev::run(args).await,
             Command::Sandbox(args) => crate::sandbox::run(args).await,
             Command::Api(config) => crate::components::api(*config).await,
-            Command::JobAgent(cli) => crate::components::job_agent(cli.agent).await,
+            Command::JobAgent(cli) => crate::components::job_agent(cli).await,
             Command::TektonAgent(cli) => crate::components::tekton_agent(cli.agent).await,
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
+use wfe_job_agent::status::Policy;
 use wfe_job_agent::{JobExecutor, JobExecutorConfig};
 use wfe_tekton_agent::{TektonExecutor, TektonExecutorConfig};
 
@@ -14,7 +15,8 @@ pub async fn api(config: wfe_api::Config) -> anyhow::Result<()> {
 }
 
 /// Runs a job-agent until SIGTERM or Ctrl-C (then drains).
-pub async fn job_agent(args: wfe_agent::AgentArgs) -> anyhow::Result<()> {
+pub async fn job_agent(cli: crate::cli::JobAgentCli) -> anyhow::Result<()> {
+    let args = cli.agent;
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
@@ -23,7 +25,10 @@ pub async fn job_agent(args: wfe_agent::AgentArgs) -> anyhow::Result<()> {
         JobExecutorConfig {
             namespace: args.execution_namespace.clone(),
             cluster_id: args.cluster_id.clone(),
-            policy: Default::default(),
+            policy: Policy {
+                oom_kill_limit: cli.oom_kill_limit,
+                stuck_grace: std::time::Duration::from_secs(cli.stuck_grace_seconds),
+            },
         },
     );
     wfe_agent::run(&args, Arc::new(executor), shutdown_on_signal()).await
