@@ -101,19 +101,16 @@ async fn connection_cut_and_restored_loses_no_status_change() {
         "Running was recorded: {status:?}"
     );
     assert_eq!(stack.jobs_created(&we.uid).len(), 1);
-    let types = stack.audit_types(&we.name);
-    assert!(
-        types
-            .iter()
-            .any(|t| t == "workflowexecution.workflow.started"),
-        "{types:?}"
-    );
-    assert!(
-        types
-            .iter()
-            .any(|t| t == "workflowexecution.workflow.completed"),
-        "{types:?}"
-    );
+    // The audit is written right after the status commits: wait for it, don't race it.
+    let has = |types: &[String], t: &str| types.iter().any(|x| x == t);
+    let types = wait_until(20, "the started and completed audit events", || {
+        let types = stack.audit_types(&we.name);
+        (has(&types, "workflowexecution.workflow.started")
+            && has(&types, "workflowexecution.workflow.completed"))
+        .then_some(types)
+    })
+    .await;
+    assert_eq!(types.len(), 2, "each event once: {types:?}");
 }
 
 /// workflow-api itself dies while the Job runs and a new instance takes over (the proxy
