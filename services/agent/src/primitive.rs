@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wfe_core::failure::{FailureDetails, FailureReason};
 use wfe_core::naming::sanitize_label_value;
 use wfe_k8s::labels;
-use wfe_proto::agent::{Assign, ExecutionKey, PrimitivePhase, StatusReport};
+use wfe_proto::agent::{Assign, Cancel, ExecutionKey, PrimitivePhase, StatusReport};
 use wfe_proto::v1 as pb;
 
 /// Label selector of every primitive an engine's agents own.
@@ -274,6 +274,24 @@ pub fn report(
         started_at: obs.started_at.map(to_proto_time),
         completed_at: obs.completed_at.map(to_proto_time),
         observed_at: Some(to_proto_time(now)),
+    }
+}
+
+/// What a Cancel asks for, for failure messages: its reason, or `cancelled`.
+pub fn cancel_reason(c: &Cancel) -> String {
+    if c.reason.is_empty() {
+        "cancelled".to_owned()
+    } else {
+        c.reason.clone()
+    }
+}
+
+/// The owner to report on when a Cancel names an execution whose primitive does not exist.
+pub fn owner_from_cancel(c: &Cancel) -> Owner {
+    Owner {
+        key: c.execution.clone().unwrap_or_default(),
+        fencing_token: c.fencing_token,
+        ..Owner::default()
     }
 }
 

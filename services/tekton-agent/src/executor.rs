@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wfe_agent::kube_errors::{create_failure, is_already_exists, is_not_found};
 use wfe_agent::primitive::{
-    Observation, Owner, execution_selector, owned_selector, owner_from_assign, owner_of,
-    primitive_ref, report,
+    Observation, Owner, cancel_reason, execution_selector, owned_selector, owner_from_assign,
+    owner_from_cancel, owner_of, primitive_ref, report,
 };
 use wfe_agent::{Availability, Executor, ExecutorError};
 use wfe_core::failure::{FailureDetails, FailureReason};

@@ -247,18 +247,14 @@ impl Executor for TektonExecutor {
 
     /// `spec.status: Cancelled`: Tekton stops the TaskRuns and keeps the record.
     async fn cancel(&self, c: &Cancel) -> Result<StatusReport, ExecutorError> {
-        let key = c.execution.clone().unwrap_or_default();
-        let why = if c.reason.is_empty() {
-            "cancelled".to_owned()
-        } else {
-            c.reason.clone()
-        };
-        let Some(pr) = self.find_by_uid(&key.uid) else {
-            let owner = Owner {
-                key,
-                fencing_token: c.fencing_token,
-                ..Owner::default()
-            };
+        let why = cancel_reason(c);
+        let uid = c
+            .execution
+            .as_ref()
+            .map(|k| k.uid.as_str())
+            .unwrap_or_default();
+        let Some(pr) = self.find_by_uid(uid) else {
+            let owner = owner_from_cancel(c);
             return Ok(self.failed(
                 &owner,
                 FailureReason::Cancelled,
