@@ -96,8 +96,13 @@ async fn two_replicas_share_agent_liveness_and_assign_each_execution_once() {
         .into_inner()
         .execution
         .unwrap();
+    // B has no agent but knows A has one, so it waits for A rather than saying
+    // NoAgentAvailable; A may even have assigned it before B's answer was written.
     let cond = condition(&via_b, "Dispatched").unwrap();
-    assert_eq!(cond.reason, "AwaitingAgent", "{cond:?}");
+    assert!(
+        ["AwaitingAgent", "Assigned"].contains(&cond.reason.as_str()),
+        "{cond:?}"
+    );
 
     // Now an agent on B as well, and executions through both replicas.
     let ag_b = agent::connect(
