@@ -263,18 +263,20 @@ impl Dispatcher {
                 acknowledged: false,
             });
             st.attempt = Some(st.attempt.unwrap_or(0) + 1);
-            if let Some(lost) = lost {
-                let msg = format!(
-                    "agent {lost} was lost; reassigned to agent {}",
-                    session.agent_id
-                );
-                transitions::set_condition(
-                    obj,
-                    st,
-                    conditions::dispatched(DispatchState::AgentLost, &msg),
-                    now,
-                );
-            }
+            let update = match lost {
+                Some(lost) => conditions::dispatched(
+                    DispatchState::AgentLost,
+                    &format!(
+                        "agent {lost} was lost; reassigned to agent {}",
+                        session.agent_id
+                    ),
+                ),
+                None => conditions::dispatched(
+                    DispatchState::Assigned,
+                    &format!("assigned to agent {}", session.agent_id),
+                ),
+            };
+            transitions::set_condition(obj, st, update, now);
             Edit::Write
         })
         .await;
@@ -474,42 +476,19 @@ impl Dispatcher {
             }
             return;
         }
-        let Some((key, token)) = parse_assignment_id(&ack.command_id) else {
-            return;
-        };
-        if !ack.accepted {
-            tracing::warn!(execution = %key, agent = %session.agent_id, reason = %ack.reason, "agent refused an assignment");
-            if let Some(obj) = self.ctx.index.get(&key) {
-                self.try_assign(&obj, &key, true, Some(&session.agent_id))
-                    .await;
-            }
+        // An accepted Assign needs no write of its own: the in-memory record above stops
+        // the resends, and the agent's first status report (it follows at once: the
+        // primitive was created or adopted) persists `acknowledged` with its own change.
+        if ack.accepted {
             return;
         }
-        let agent_id = session.agent_id.clone();
-        let res = update_status(&self.ctx, &key, |obj, st, now| {
-            let Some(a) = st.assignment.as_mut() else {
-                return Edit::Skip;
-            };
-            if a.fencing_token != token
-                || a.agent_id != agent_id
-                || a.acknowledged
-                || phase_of(obj).is_terminal()
-            {
-                return Edit::Skip;
-            }
-            a.acknowledged = true;
-            let msg = format!("assigned to agent {agent_id}");
-            transitions::set_condition(
-                obj,
-                st,
-                conditions::dispatched(DispatchState::Assigned, &msg),
-                now,
-            );
-            Edit::Write
-        })
-        .await;
-        if let Err(e) = res {
-            tracing::warn!(execution = %key, error = %e, "recording an acknowledgement failed");
+        let Some((key, _token)) = parse_assignment_id(&ack.command_id) else {
+            return;
+        };
+        tracing::warn!(execution = %key, agent = %session.agent_id, reason = %ack.reason, "agent refused an assignment");
+        if let Some(obj) = self.ctx.index.get(&key) {
+            self.try_assign(&obj, &key, true, Some(&session.agent_id))
+                .await;
         }
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
+use wfe_core::Engine;
 use wfe_core::conditions::{ConditionStatus, ConditionUpdate};
-use wfe_core::{Engine, Phase};
 use wfe_k8s::WorkflowExecution;
 use wfe_proto::agent::{self, SessionResponse, session_response::Message};
 use wfe_proto::v1;
@@ -53,11 +53,15 @@ impl Dispatcher {
     pub(super) fn release_pass(&self) {
         let now = Timestamp::now();
         let retention = self.ctx.config.primitive_retention;
-        for phase in [Phase::Completed, Phase::Failed] {
-            for obj in self.ctx.index.by_phase(phase) {
-                if releasable(&obj, retention, now) {
-                    self.release(&obj);
-                }
+        let Ok(cutoff) = jiff::SignedDuration::try_from(retention)
+            .map_err(|_| ())
+            .and_then(|r| now.checked_sub(r).map_err(|_| ()))
+        else {
+            return; // a retention longer than the calendar: never released
+        };
+        for obj in self.ctx.index.unreleased_until(cutoff) {
+            if releasable(&obj, retention, now) {
+                self.release(&obj);
             }
         }
     }

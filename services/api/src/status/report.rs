@@ -103,6 +103,28 @@ fn primitive(r: &StatusReport) -> Option<k8s::ExecutionRef> {
         })
 }
 
+/// A report under the current fencing token means the agent holds the assignment: it is
+/// acknowledged (the Ack itself is not written, see `Dispatcher::on_ack`), and an
+/// AgentLost condition left by a reassignment gives way to Assigned.
+fn acknowledge(
+    obj: &WorkflowExecution,
+    status: &mut wfe_k8s::WorkflowExecutionStatus,
+    r: &StatusReport,
+    now: Timestamp,
+) {
+    let Some(a) = status.assignment.as_mut() else {
+        return;
+    };
+    if a.acknowledged || a.fencing_token != r.fencing_token {
+        return;
+    }
+    a.acknowledged = true;
+    let msg = format!("assigned to agent {}", a.agent_id);
+    let update =
+        wfe_core::conditions::dispatched(wfe_core::conditions::DispatchState::Assigned, &msg);
+    transitions::set_condition(obj, status, update, now);
+}
+
 fn summary(status: &mut wfe_k8s::WorkflowExecutionStatus, r: &StatusReport) {
     if let Some(p) = &r.progress {
         status.summary = Some(k8s::ExecutionSummary {
@@ -121,6 +143,7 @@ fn edit(
 ) -> Edit {
     let before = status.clone();
     let phase = phase_of(obj);
+    acknowledge(obj, status, r, now);
     summary(status, r);
     let started = r.started_at.as_ref().and_then(from_ts);
     let completed = r.completed_at.as_ref().and_then(from_ts);
