@@ -23,6 +23,7 @@ use crate::convert::{
     execution_to_proto, record_of, request_from_proto, skip_to_proto, spec_to_k8s,
 };
 use crate::ctx::Ctx;
+use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result, is_already_exists};
 use crate::lock::{self, Acquire};
 use crate::metrics::Reason;
@@ -103,6 +104,7 @@ pub fn dispatch_state(ctx: &Ctx, engine: Engine, cluster: &str) -> (DispatchStat
 /// Handles ExecuteWorkflow.
 pub async fn execute(
     ctx: &Ctx,
+    dispatcher: &Dispatcher,
     r: v1::ExecuteWorkflowRequest,
     traceparent: Option<String>,
 ) -> Result<v1::ExecuteWorkflowResponse> {
@@ -147,7 +149,7 @@ pub async fn execute(
         }
     };
     ctx.index.apply(created.clone());
-    let committed = initialize(ctx, &me, &valid, &req, &decision).await;
+    let committed = initialize(ctx, dispatcher, &me, &valid, &req, &decision).await;
     let stored = match committed {
         Ok(c) => c,
         Err(e) => {
@@ -259,27 +261,40 @@ fn build(
     }
 }
 
-/// Writes the initial status: Pending, or Skipped with every blocker.
+/// Writes the initial status: Pending, or Skipped with every blocker. When an agent here
+/// has a free slot, Pending carries its assignment in the same write and the Assign is sent
+/// before the call answers: one write less, and no wait for a dispatcher pass.
 async fn initialize(
     ctx: &Ctx,
+    dispatcher: &Dispatcher,
     key: &ExecKey,
     valid: &ValidatedRequest,
     req: &ExecutionRequest,
     decision: &AdmissionDecision,
 ) -> Result<WorkflowExecution> {
     let dispatch = dispatch_state(ctx, valid.engine, &req.cluster_id);
+    let reservation = decision
+        .allowed
+        .then(|| dispatcher.reserve(valid.engine, &req.cluster_id, None))
+        .flatten();
+    if reservation.is_some() {
+        dispatcher.expect_first_assign(key);
+    }
     let committed = status::update_status(ctx, key, |obj, status, now| {
         if status.phase.is_some() {
             return Edit::Skip;
         }
-        if decision.allowed {
-            transitions::init_pending(obj, status, dispatch.clone(), now);
-        } else {
-            transitions::init_skipped(obj, status, decision, now);
+        match (&reservation, decision.allowed) {
+            (Some(r), _) => transitions::init_assigned(obj, status, r.assignment(now), now),
+            (None, true) => transitions::init_pending(obj, status, dispatch.clone(), now),
+            (None, false) => transitions::init_skipped(obj, status, decision, now),
         }
         Edit::Write
     })
     .await?;
+    if let (Some(r), Some(c)) = (&reservation, &committed) {
+        dispatcher.assigned_at_accept(&c.obj, r);
+    }
     if let Some(first) = decision.blockers.first() {
         ctx.metrics
             .skips

@@ -145,6 +145,7 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         .add_service(reflection_v1alpha)
         .add_service(WorkflowExecutionServiceServer::new(ExecutionService::new(
             ctx.clone(),
+            dispatcher.clone(),
             shutdown.clone(),
         )))
         .add_service(AgentSessionServiceServer::new(SessionService::new(

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -30,10 +31,41 @@ struct Inflight {
     acked: bool,
 }
 
+/// A slot of an agent promised to an execution being accepted.
+#[derive(Debug)]
+pub struct Reservation {
+    /// The agent's session.
+    pub session: Arc<AgentSession>,
+}
+
+impl Reservation {
+    /// The first assignment of an execution to this agent.
+    pub fn assignment(&self, now: Timestamp) -> k8s::Assignment {
+        first_assignment(&self.session, now)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.session.reserved.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn first_assignment(session: &AgentSession, now: Timestamp) -> k8s::Assignment {
+    k8s::Assignment {
+        agent_id: session.agent_id.clone(),
+        session_id: session.session_id.clone(),
+        fencing_token: 1,
+        assigned_at: Time(now),
+        acknowledged: false,
+    }
+}
+
 /// Routes Pending executions to agents and keeps the assignments honest.
 pub struct Dispatcher {
     pub(super) ctx: SharedCtx,
     inflight: Mutex<HashMap<String, Inflight>>,
+    reserving: Mutex<()>,
     started: Instant,
     wake: Notify,
 }
@@ -67,6 +99,7 @@ impl Dispatcher {
         Arc::new(Self {
             ctx,
             inflight: Mutex::default(),
+            reserving: Mutex::default(),
             started: Instant::now(),
             wake: Notify::new(),
         })
@@ -203,6 +236,36 @@ impl Dispatcher {
             .count();
         s.capacity
             .saturating_sub(u32::try_from(held).unwrap_or(u32::MAX))
+            .saturating_sub(s.reserved.load(Ordering::Relaxed))
+    }
+
+    /// For ExecuteWorkflow: a connected agent of this engine and cluster with a free slot,
+    /// that slot held until the returned [`Reservation`] drops (by then the index shows the
+    /// assignment, or there is none).
+    pub fn reserve(
+        &self,
+        engine: Engine,
+        cluster: &str,
+        exclude: Option<&str>,
+    ) -> Option<Reservation> {
+        // One reservation at a time, so two calls cannot both see the last free slot.
+        let _one = self.reserving.lock();
+        let session = self.pick(engine, cluster, exclude)?;
+        session.reserved.fetch_add(1, Ordering::Relaxed);
+        Some(Reservation { session })
+    }
+
+    /// For ExecuteWorkflow, before it writes a first assignment: a pass that sees the
+    /// committed write before the Assign went out must not send it as well.
+    pub fn expect_first_assign(&self, key: &ExecKey) {
+        self.mark_sent(assignment_id(key, 1));
+    }
+
+    /// For ExecuteWorkflow: the initial status was written with the assignment of
+    /// `reservation`; send the Assign.
+    pub fn assigned_at_accept(&self, obj: &WorkflowExecution, reservation: &Reservation) {
+        self.observe_latency(obj);
+        self.send_assign(obj, &ExecKey::of(obj), &reservation.session, false);
     }
 
     fn pick(
@@ -233,11 +296,12 @@ impl Dispatcher {
             return;
         };
         let cluster = obj.spec.cluster_id.clone();
-        let Some(session) = self.pick(engine, &cluster, lost) else {
+        let Some(reservation) = self.reserve(engine, &cluster, lost) else {
             self.explain_no_agent(obj, key, engine, &cluster, lost)
                 .await;
             return;
         };
+        let session = reservation.session.clone();
         let seen = obj
             .status
             .as_ref()

@@ -4,6 +4,7 @@
 //!  agent ──Session stream──► session::SessionService ──► registry (connected agents)
 //!        ◄── Welcome/Assign/Cancel ──┐        │ reports ──► status::report (fencing, binding)
 //!                                    │        │ acks ─────► Dispatcher::on_ack
+//!  ExecuteWorkflow ── free agent here? persist Pending + assignment in one write → Assign
 //!                                 Dispatcher (woken by index changes and a tick):
 //!                                   Pending → pick agent → persist assignment → Assign
 //!                                   unacked → resend;  agent lost → reassign (adopt)

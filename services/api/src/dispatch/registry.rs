@@ -29,6 +29,9 @@ pub struct AgentSession {
     pub draining: AtomicBool,
     /// Free slots as last reported.
     pub reported_free: AtomicU32,
+    /// Slots promised to executions whose assignment is being written at accept time:
+    /// concurrent ExecuteWorkflow calls must not promise the same last slot twice.
+    pub reserved: AtomicU32,
     /// Last message received.
     pub last_seen: Mutex<Instant>,
     /// Outbound messages.

@@ -95,6 +95,7 @@ impl AgentSessionService for SessionService {
             available: hello.available,
             draining: AtomicBool::new(false),
             reported_free: AtomicU32::new(hello.capacity),
+            reserved: AtomicU32::new(0),
             last_seen: parking_lot::Mutex::new(Instant::now()),
             tx,
             closed: closed.clone(),

@@ -22,13 +22,23 @@ pub mod watch;
 #[derive(Debug, Clone)]
 pub struct ExecutionService {
     ctx: SharedCtx,
+    dispatcher: std::sync::Arc<crate::dispatch::Dispatcher>,
     shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl ExecutionService {
-    /// A service over the shared state; Watch streams end at `shutdown`.
-    pub fn new(ctx: SharedCtx, shutdown: tokio_util::sync::CancellationToken) -> Self {
-        Self { ctx, shutdown }
+    /// A service over the shared state (ExecuteWorkflow assigns through `dispatcher` when an
+    /// agent is free); Watch streams end at `shutdown`.
+    pub fn new(
+        ctx: SharedCtx,
+        dispatcher: std::sync::Arc<crate::dispatch::Dispatcher>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        Self {
+            ctx,
+            dispatcher,
+            shutdown,
+        }
     }
 
     fn caller<T>(&self, req: &Request<T>) -> Result<CallerIdentity> {
@@ -70,7 +80,9 @@ impl WorkflowExecutionService for ExecutionService {
             let _who = self.caller(&request)?;
             // Without the caller's context, the agent joins this span's trace.
             let trace = traceparent(&request).or_else(wfe_telemetry::current_traceparent);
-            let res = crate::execute::execute(&self.ctx, request.into_inner(), trace).await?;
+            let res =
+                crate::execute::execute(&self.ctx, &self.dispatcher, request.into_inner(), trace)
+                    .await?;
             Ok(Response::new(res))
         }
         .instrument(span)

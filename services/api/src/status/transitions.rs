@@ -56,6 +56,20 @@ pub fn init_pending(
     );
 }
 
+/// Pending with its first assignment, written in one go at accept time.
+pub fn init_assigned(
+    obj: &WorkflowExecution,
+    status: &mut WorkflowExecutionStatus,
+    assignment: wfe_k8s::workflow_execution::Assignment,
+    now: Timestamp,
+) {
+    let msg = format!("assigned to agent {}", assignment.agent_id);
+    init_pending(obj, status, (DispatchState::Assigned, msg), now);
+    status.message = Some("Accepted; assigned to an agent".to_owned());
+    status.assignment = Some(assignment);
+    status.attempt = Some(1);
+}
+
 /// The status of an execution admission refused.
 pub fn init_skipped(
     obj: &WorkflowExecution,
