@@ -48,6 +48,10 @@ pub struct Ledger {
     capacity: u32,
     draining: bool,
     held: HashMap<String, Held>,
+    /// Entries of `held` that are not terminal, kept on every change: terminal entries
+    /// stay until released (minutes later), so counting them on every report and
+    /// heartbeat would cost O(executions seen).
+    running: u32,
 }
 
 impl Ledger {
@@ -57,6 +61,7 @@ impl Ledger {
             capacity,
             draining: false,
             held: HashMap::new(),
+            running: 0,
         }
     }
 
@@ -67,8 +72,23 @@ impl Ledger {
 
     /// Executions whose primitive is not terminal.
     pub fn running(&self) -> u32 {
-        let n = self.held.values().filter(|h| !h.terminal).count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+        self.running
+    }
+
+    /// Stores what is known about `uid`, keeping the running count.
+    fn put(&mut self, uid: &str, held: Held) {
+        let old = self.held.insert(uid.to_owned(), held);
+        self.count(old.as_ref(), Some(&held));
+    }
+
+    /// Adjusts the running count for an entry that went from `old` to `new`.
+    fn count(&mut self, old: Option<&Held>, new: Option<&Held>) {
+        let is_running = |h: Option<&Held>| h.is_some_and(|h| !h.terminal);
+        match (is_running(old), is_running(new)) {
+            (false, true) => self.running = self.running.saturating_add(1),
+            (true, false) => self.running = self.running.saturating_sub(1),
+            _ => {}
+        }
     }
 
     /// Slots free for new work (0 while draining).
@@ -113,14 +133,12 @@ impl Ledger {
         if !holds_slot && self.running() >= self.capacity {
             return AssignDecision::Full;
         }
-        self.held.insert(
-            uid.to_owned(),
-            Held {
-                fencing_token,
-                attempt,
-                terminal: current.is_some_and(|h| h.terminal),
-            },
-        );
+        let held = Held {
+            fencing_token,
+            attempt,
+            terminal: current.is_some_and(|h| h.terminal),
+        };
+        self.put(uid, held);
         AssignDecision::Accept { redelivery: false }
     }
 
@@ -134,21 +152,23 @@ impl Ledger {
 
     /// Record an execution found on the cluster (inventory), keeping the higher token.
     pub fn observe(&mut self, uid: &str, fencing_token: u64, attempt: u32, terminal: bool) {
-        let entry = self.held.entry(uid.to_owned()).or_insert(Held {
+        let mut held = self.held.get(uid).copied().unwrap_or(Held {
             fencing_token,
             attempt,
             terminal,
         });
-        if fencing_token > entry.fencing_token {
-            entry.fencing_token = fencing_token;
-            entry.attempt = attempt;
+        if fencing_token > held.fencing_token {
+            held.fencing_token = fencing_token;
+            held.attempt = attempt;
         }
-        entry.terminal = terminal;
+        held.terminal = terminal;
+        self.put(uid, held);
     }
 
     /// Forget an execution (released, or its primitive is gone and reported).
     pub fn forget(&mut self, uid: &str) {
-        self.held.remove(uid);
+        let old = self.held.remove(uid);
+        self.count(old.as_ref(), None);
     }
 }
 
@@ -203,6 +223,44 @@ mod tests {
         assert_eq!(l.assign("a", 3, 1), Accept { redelivery: true });
         assert_eq!(l.assign("a", 2, 1), Stale);
         assert_eq!(Draining.refusal_reason(), "agent is draining");
+    }
+
+    #[test]
+    fn running_count_follows_every_change() {
+        enum Step {
+            Assign(&'static str, u64),
+            Observe(&'static str, u64, bool),
+            Forget(&'static str),
+        }
+        use Step::*;
+        let steps = [
+            Assign("a", 1),
+            Assign("a", 1),
+            Assign("b", 1),
+            Observe("a", 1, true),
+            Observe("a", 1, true),
+            Assign("a", 2),
+            Observe("c", 4, false),
+            Observe("c", 5, false),
+            Forget("b"),
+            Forget("b"),
+            Forget("a"),
+            Observe("c", 5, true),
+        ];
+        let mut l = Ledger::new(3);
+        for (i, step) in steps.iter().enumerate() {
+            match *step {
+                Assign(uid, token) => {
+                    let _ = l.assign(uid, token, 1);
+                }
+                Observe(uid, token, terminal) => l.observe(uid, token, 1, terminal),
+                Forget(uid) => l.forget(uid),
+            }
+            let recount = l.held.values().filter(|h| !h.terminal).count();
+            assert_eq!(l.running() as usize, recount, "after step {i}");
+        }
+        assert_eq!(l.running(), 0);
+        assert_eq!(l.free_slots(), 3);
     }
 
     #[test]

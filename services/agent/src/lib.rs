@@ -20,6 +20,7 @@ pub mod backoff;
 pub mod book;
 pub mod executor;
 pub mod health;
+pub mod index;
 pub mod kube_errors;
 pub mod ledger;
 pub mod metrics;

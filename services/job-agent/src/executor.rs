@@ -9,12 +9,13 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use wfe_agent::index::IndexedStore;
 use wfe_agent::kube_errors::{create_failure, is_already_exists, is_not_found};
 use wfe_agent::primitive::{
     Observation, Owner, cancel_reason, execution_selector, owned_selector, owner_from_assign,
@@ -55,9 +56,12 @@ struct Writers {
 pub struct JobExecutor {
     client: Client,
     cfg: JobExecutorConfig,
-    jobs: Store<Job>,
-    pods: Store<Pod>,
-    events: Store<Event>,
+    /// Jobs by execution UID.
+    jobs: IndexedStore<Job>,
+    /// Pods by Job name.
+    pods: IndexedStore<Pod>,
+    /// Events by the Job they may be about (see [`jobs_of_event`]).
+    events: IndexedStore<Event>,
     writers: Mutex<Option<Writers>>,
 }
 
@@ -72,9 +76,9 @@ enum Change {
 impl JobExecutor {
     /// A new executor; call [`Executor::observe`] to start its watches.
     pub fn new(client: Client, cfg: JobExecutorConfig) -> Self {
-        let (jobs, jw) = reflector::store();
-        let (pods, pw) = reflector::store();
-        let (events, ew) = reflector::store();
+        let (jobs, jw) = IndexedStore::new(execution_of_job);
+        let (pods, pw) = IndexedStore::new(job_of_pod);
+        let (events, ew) = IndexedStore::new(jobs_of_event);
         Self {
             client,
             cfg,
@@ -95,40 +99,24 @@ impl JobExecutor {
 
     fn job(&self, name: &str) -> Option<Arc<Job>> {
         self.jobs
+            .store()
             .get(&ObjectRef::new(name).within(&self.cfg.namespace))
     }
 
     /// The Job of an execution (newest attempt) from the cache.
     fn find_by_uid(&self, uid: &str) -> Option<Arc<Job>> {
         self.jobs
-            .state()
+            .find(uid)
             .into_iter()
-            .filter(|j| owner_of(&j.metadata).is_some_and(|o| o.key.uid == uid))
             .max_by_key(|j| owner_of(&j.metadata).map_or(0, |o| o.attempt))
     }
 
     fn pods_of(&self, name: &str) -> Vec<Arc<Pod>> {
-        self.pods
-            .state()
-            .into_iter()
-            .filter(|p| job_name_of_pod(p).as_deref() == Some(name))
-            .collect()
+        self.pods.find(name)
     }
 
     fn events_of(&self, name: &str) -> Vec<Arc<Event>> {
-        let pod_prefix = format!("{name}-");
-        self.events
-            .state()
-            .into_iter()
-            .filter(|e| {
-                let o = &e.involved_object;
-                match (o.kind.as_deref(), o.name.as_deref()) {
-                    (Some("Job"), Some(n)) => n == name,
-                    (Some("Pod"), Some(n)) => n.starts_with(&pod_prefix),
-                    _ => false,
-                }
-            })
-            .collect()
+        self.events.find(name)
     }
 
     fn state_of(&self, job: &Job, owner: &Owner, now: Timestamp) -> JobState {
@@ -175,6 +163,34 @@ fn is_finished(job: &Job) -> bool {
         })
 }
 
+/// Index key of a Job: its execution's UID.
+fn execution_of_job(j: &Job) -> Vec<String> {
+    owner_of(&j.metadata)
+        .map(|o| o.key.uid)
+        .into_iter()
+        .collect()
+}
+
+/// Index key of a pod: its Job's name.
+fn job_of_pod(p: &Pod) -> Vec<String> {
+    job_name_of_pod(p).into_iter().collect()
+}
+
+/// Index keys of an event: the Job it is about; for a pod, every prefix of the pod's name
+/// that ends before a `-` (`a-b-x7k2p` under `a` and `a-b`), so Job `J` sees the events
+/// of every pod named `J-…`, exactly as the prefix comparison this index replaced.
+fn jobs_of_event(e: &Event) -> Vec<String> {
+    let o = &e.involved_object;
+    match (o.kind.as_deref(), o.name.as_deref()) {
+        (Some("Job"), Some(n)) => vec![n.to_owned()],
+        (Some("Pod"), Some(n)) => n
+            .match_indices('-')
+            .map(|(i, _)| n[..i].to_owned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn job_name_of_pod(p: &Pod) -> Option<String> {
     let l = p.metadata.labels.as_ref()?;
     l.get("batch.kubernetes.io/job-name")
@@ -213,3 +229,6 @@ where
 }
 
 mod run;
+
+#[cfg(test)]
+mod tests;

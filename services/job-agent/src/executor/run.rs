@@ -7,43 +7,50 @@ impl JobExecutor {
         let ns = &self.cfg.namespace;
         let sel = owned_selector(ENGINE);
         let cfg = watcher::Config::default().labels(&sel);
-        let jobs = reflector::reflector(
-            w.jobs,
-            watcher(Api::<Job>::namespaced(self.client.clone(), ns), cfg.clone()).default_backoff(),
-        )
-        .map(|ev| {
-            change(ev, |j: &Job, deleted| {
-                if deleted {
-                    Change::Deleted(Box::new(j.clone()))
-                } else {
-                    Change::Job(j.name_any())
-                }
-            })
-        });
-        // The pod template carries the same labels, so pods are selected the same way.
-        let pods = reflector::reflector(
-            w.pods,
-            watcher(Api::<Pod>::namespaced(self.client.clone(), ns), cfg).default_backoff(),
-        )
-        .map(|ev| {
-            change(ev, |p: &Pod, _| {
-                job_name_of_pod(p).map_or(Change::Nothing, Change::Job)
-            })
-        });
-        // Events cannot carry our labels; the execution namespace holds only our workloads.
-        let events = reflector::reflector(
-            w.events,
-            watcher(
-                Api::<Event>::namespaced(self.client.clone(), ns),
-                watcher::Config::default(),
+        let jobs = self
+            .jobs
+            .reflector(
+                w.jobs,
+                watcher(Api::<Job>::namespaced(self.client.clone(), ns), cfg.clone())
+                    .default_backoff(),
             )
-            .default_backoff(),
-        )
-        .map(|ev| {
-            change(ev, |e: &Event, _| {
-                job_name_of_event(e).map_or(Change::Nothing, Change::Job)
-            })
-        });
+            .map(|ev| {
+                change(ev, |j: &Job, deleted| {
+                    if deleted {
+                        Change::Deleted(Box::new(j.clone()))
+                    } else {
+                        Change::Job(j.name_any())
+                    }
+                })
+            });
+        // The pod template carries the same labels, so pods are selected the same way.
+        let pods = self
+            .pods
+            .reflector(
+                w.pods,
+                watcher(Api::<Pod>::namespaced(self.client.clone(), ns), cfg).default_backoff(),
+            )
+            .map(|ev| {
+                change(ev, |p: &Pod, _| {
+                    job_name_of_pod(p).map_or(Change::Nothing, Change::Job)
+                })
+            });
+        // Events cannot carry our labels; the execution namespace holds only our workloads.
+        let events = self
+            .events
+            .reflector(
+                w.events,
+                watcher(
+                    Api::<Event>::namespaced(self.client.clone(), ns),
+                    watcher::Config::default(),
+                )
+                .default_backoff(),
+            )
+            .map(|ev| {
+                change(ev, |e: &Event, _| {
+                    job_name_of_event(e).map_or(Change::Nothing, Change::Job)
+                })
+            });
         futures::stream::select_all([jobs.boxed(), pods.boxed(), events.boxed()]).boxed()
     }
 
@@ -69,7 +76,7 @@ impl JobExecutor {
                 }
             }
             Change::All => {
-                for job in self.jobs.state() {
+                for job in self.jobs.store().state() {
                     self.emit(&job, tx).await;
                 }
             }
@@ -253,14 +260,15 @@ impl Executor for JobExecutor {
     }
 
     async fn synced(&self) {
-        let _ = self.jobs.wait_until_ready().await;
-        let _ = self.pods.wait_until_ready().await;
-        let _ = self.events.wait_until_ready().await;
+        let _ = self.jobs.store().wait_until_ready().await;
+        let _ = self.pods.store().wait_until_ready().await;
+        let _ = self.events.store().wait_until_ready().await;
     }
 
     fn inventory(&self) -> Vec<StatusReport> {
         let now = Timestamp::now();
         self.jobs
+            .store()
             .state()
             .iter()
             .filter_map(|j| self.report_of(j, now).map(|(r, _)| r))
