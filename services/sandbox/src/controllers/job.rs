@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::Recorder;
 use super::job_logic::{JobAction, JobInputs, JobStep, next_job_step};
+use super::pod_index::OwnerIndex;
 use super::{ControllerConfig, ControllerError, MAX_CONFLICTS, is_status, requeue};
 
 /// How long a created pod may stay unseen in the cache before we stop waiting for it.
@@ -28,6 +29,7 @@ const EXPECTATION_TTL: Duration = Duration::from_secs(30);
 struct JobController {
     client: Client,
     pods: Store<Pod>,
+    pods_by_owner: OwnerIndex,
     recorder: Recorder,
     cfg: ControllerConfig,
     /// Pods created per Job UID that the cache may not show yet (client-go's
@@ -38,16 +40,24 @@ struct JobController {
 /// Runs the Job controller until `token` is cancelled.
 pub(crate) async fn run(client: Client, cfg: ControllerConfig, token: CancellationToken) {
     let (pods, writer) = reflector::store();
+    let pods_by_owner = OwnerIndex::default();
+    let (index, store) = (pods_by_owner.clone(), pods.clone());
     let pod_events = reflector::reflector(
         writer,
         watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
     )
+    .inspect(move |event| {
+        if let Ok(event) = event {
+            index.observe(event, &store);
+        }
+    })
     .default_backoff()
     .touched_objects();
     let ctx = Arc::new(JobController {
         recorder: Recorder::new(client.clone(), "job-controller"),
         client: client.clone(),
         pods,
+        pods_by_owner,
         cfg,
         expected: Mutex::default(),
     });
@@ -106,16 +116,10 @@ impl JobController {
     fn pods_of(&self, job: &Job) -> Vec<Pod> {
         let uid = job.metadata.uid.as_deref().unwrap_or_default();
         let namespace = job.metadata.namespace.as_deref();
-        self.pods
-            .state()
+        self.pods_by_owner
+            .pods(&self.pods, uid)
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == namespace)
-            .filter(|p| {
-                let owners = p.metadata.owner_references.iter().flatten();
-                owners
-                    .into_iter()
-                    .any(|o| o.uid == uid && o.controller == Some(true))
-            })
             .map(|p| (**p).clone())
             .collect()
     }

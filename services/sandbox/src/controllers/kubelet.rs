@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::PostParams;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -18,12 +18,14 @@ use tokio_util::sync::CancellationToken;
 use super::behaviour::Behaviour;
 use super::events::Recorder;
 use super::kubelet_logic::{PodStep, find_blocker, next_pod_step, running_since};
+use super::pod_index::{OwnerIndex, controller_uid};
 use super::podstatus::{containers, main_container};
 use super::{ControllerConfig, ControllerError, Facts, MAX_CONFLICTS, is_status, requeue};
 
 struct Kubelet {
     client: Client,
     pods: Store<Pod>,
+    pods_by_owner: OwnerIndex,
     facts: Arc<Facts>,
     recorder: Recorder,
     cfg: ControllerConfig,
@@ -39,10 +41,25 @@ pub(crate) async fn run(
     token: CancellationToken,
 ) {
     facts.ready().await;
-    let controller = Controller::new(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    // Controller::new's own reflector, plus the owner index fed from the same events.
+    let (pods, writer) = reflector::store();
+    let pods_by_owner = OwnerIndex::default();
+    let (index, store) = (pods_by_owner.clone(), pods.clone());
+    let pod_events = reflector::reflector(
+        writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
+    )
+    .inspect(move |event| {
+        if let Ok(event) = event {
+            index.observe(event, &store);
+        }
+    })
+    .applied_objects();
+    let controller = Controller::for_stream(pod_events, pods.clone());
     let ctx = Arc::new(Kubelet {
         recorder: Recorder::new(client.clone(), "kubelet"),
-        pods: controller.store(),
+        pods,
+        pods_by_owner,
         client,
         facts,
         cfg,
@@ -156,21 +173,13 @@ impl Kubelet {
         };
         let mine = key(pod);
         let earlier = self
-            .pods
-            .state()
+            .pods_by_owner
+            .pods(&self.pods, owner)
             .iter()
-            .filter(|p| controller_uid(p) == Some(owner) && key(p) < mine)
+            .filter(|p| key(p) < mine)
             .count();
         u32::try_from(earlier).unwrap_or(u32::MAX)
     }
-}
-
-fn controller_uid(pod: &Pod) -> Option<&str> {
-    let owners = pod.metadata.owner_references.as_ref()?;
-    owners
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.as_str())
 }
 
 /// The behaviour a pod's main container asks for.

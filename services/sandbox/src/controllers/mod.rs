@@ -39,6 +39,7 @@ mod job_logic;
 mod kubelet;
 mod kubelet_logic;
 mod pod_failure;
+mod pod_index;
 mod podstatus;
 mod tekton;
 mod tekton_logic;
