@@ -30,6 +30,8 @@ struct Watch {
     app: Arc<App>,
     info: Arc<ResourceInfo>,
     res: ResKey,
+    /// `info.api_version()`, computed once rather than per event.
+    api_version: String,
     namespace: Option<String>,
     filter: Filter,
     bookmarks: bool,
@@ -61,6 +63,7 @@ pub fn watch(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
         app: app.clone(),
         info: t.info.clone(),
         res: t.info.storage(),
+        api_version: t.info.api_version(),
         namespace: t.namespace.clone(),
         filter,
         bookmarks: req.q("allowWatchBookmarks") == Some("true"),
@@ -166,7 +169,18 @@ impl Watch {
             (EventType::Modified, true, false) => "DELETED",
             _ => return,
         };
-        self.line(buf, kind, &e.object);
+        if self.plain(&e.object) {
+            write_line(buf, kind, e.encoded_object());
+        } else {
+            self.line(buf, kind, &e.object);
+        }
+    }
+
+    /// Whether this watch sends the stored object unchanged, so its shared encoding fits.
+    fn plain(&self, obj: &Obj) -> bool {
+        !self.table
+            && !self.metadata_only
+            && obj.get("apiVersion").and_then(Value::as_str) == Some(self.api_version.as_str())
     }
 
     fn line(&self, buf: &mut Vec<u8>, kind: &str, obj: &Obj) {
@@ -200,6 +214,15 @@ impl Watch {
             buf.push(b'\n');
         }
     }
+}
+
+/// `{"type":kind,"object":object}` and a newline, around an already encoded object.
+fn write_line(buf: &mut Vec<u8>, kind: &str, object: &[u8]) {
+    buf.extend_from_slice(b"{\"type\":\"");
+    buf.extend_from_slice(kind.as_bytes());
+    buf.extend_from_slice(b"\",\"object\":");
+    buf.extend_from_slice(object);
+    buf.extend_from_slice(b"}\n");
 }
 
 fn expired_line(requested: u64, compacted: u64) -> Bytes {

@@ -14,7 +14,9 @@
 mod history;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -90,6 +92,18 @@ pub struct StoredEvent {
     pub object: Obj,
     /// The object before the change, so filtered watches can turn it into ADDED/DELETED.
     pub old: Option<Obj>,
+    /// `object` as JSON, encoded by the first watch that sends it and shared by the others
+    /// (every watch of the resource sends the same bytes).
+    encoded: OnceLock<Bytes>,
+}
+
+impl StoredEvent {
+    /// `object` serialised as compact JSON, computed once per event.
+    pub fn encoded_object(&self) -> &Bytes {
+        self.encoded.get_or_init(|| {
+            Bytes::from(serde_json::to_vec(self.object.as_ref()).unwrap_or_default())
+        })
+    }
 }
 
 /// Why a store write failed.
@@ -346,6 +360,7 @@ impl Store {
             key: key.clone(),
             object: object.clone(),
             old,
+            encoded: OnceLock::new(),
         });
         // A closed sink stopped during shutdown; drop it, the write still succeeds in memory.
         inner.sinks.retain(|tx| tx.send(event.clone()).is_ok());

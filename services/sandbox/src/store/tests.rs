@@ -86,3 +86,17 @@ fn owner_index_tracks_owner_references() {
     store.delete(&res, &ObjKey::new("ns", "d"), None).unwrap();
     assert!(store.dependents("u1").is_empty());
 }
+
+#[test]
+fn an_event_encodes_the_committed_object_once() {
+    let store = Store::new(10);
+    let res = ResKey::new("", "configmaps");
+    let stored = store
+        .create(&res, &ObjKey::new("ns", "a"), cm("a"))
+        .unwrap();
+    let events = store.events_since(0).unwrap();
+    let first = events[0].encoded_object().clone();
+    assert_eq!(first, serde_json::to_vec(stored.as_ref()).unwrap());
+    // The same buffer is handed out again, not a fresh encoding.
+    assert_eq!(events[0].encoded_object().as_ptr(), first.as_ptr());
+}
