@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::channel::mpsc;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use parking_lot::Mutex;
 use rand::Rng;
@@ -38,21 +39,14 @@ struct JobController {
 }
 
 /// Runs the Job controller until `token` is cancelled.
-pub(crate) async fn run(client: Client, cfg: ControllerConfig, token: CancellationToken) {
-    let (pods, writer) = reflector::store();
-    let pods_by_owner = OwnerIndex::default();
-    let (index, store) = (pods_by_owner.clone(), pods.clone());
-    let pod_events = reflector::reflector(
-        writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .inspect(move |event| {
-        if let Ok(event) = event {
-            index.observe(event, &store);
-        }
-    })
-    .default_backoff()
-    .touched_objects();
+pub(crate) async fn run(
+    client: Client,
+    pods: Store<Pod>,
+    pods_by_owner: OwnerIndex,
+    pod_events: mpsc::Receiver<Arc<Pod>>,
+    cfg: ControllerConfig,
+    token: CancellationToken,
+) {
     let ctx = Arc::new(JobController {
         recorder: Recorder::new(client.clone(), "job-controller"),
         client: client.clone(),
@@ -62,7 +56,7 @@ pub(crate) async fn run(client: Client, cfg: ControllerConfig, token: Cancellati
         expected: Mutex::default(),
     });
     Controller::new(Api::<Job>::all(client), watcher::Config::default())
-        .owns_stream(pod_events)
+        .owns_shared_stream(pod_events)
         .graceful_shutdown_on(token.cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

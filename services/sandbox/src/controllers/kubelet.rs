@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use futures::channel::mpsc;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::PostParams;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,9 @@ use super::kubelet_logic::{PodStep, find_blocker, next_pod_step, running_since};
 use super::pod_index::{OwnerIndex, controller_uid};
 use super::podstatus::{containers, main_container};
 use super::{ControllerConfig, ControllerError, Facts, MAX_CONFLICTS, is_status, requeue};
+
+/// The kubelet's share of the Pod feed: cache, owner index, applied-Pod triggers.
+pub(crate) type PodFeedPart = (Store<Pod>, OwnerIndex, mpsc::Receiver<Arc<Pod>>);
 
 struct Kubelet {
     client: Client,
@@ -36,26 +39,14 @@ struct Kubelet {
 /// Runs the kubelet until `token` is cancelled.
 pub(crate) async fn run(
     client: Client,
+    feed: PodFeedPart,
     facts: Arc<Facts>,
     cfg: ControllerConfig,
     token: CancellationToken,
 ) {
     facts.ready().await;
-    // Controller::new's own reflector, plus the owner index fed from the same events.
-    let (pods, writer) = reflector::store();
-    let pods_by_owner = OwnerIndex::default();
-    let (index, store) = (pods_by_owner.clone(), pods.clone());
-    let pod_events = reflector::reflector(
-        writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .inspect(move |event| {
-        if let Ok(event) = event {
-            index.observe(event, &store);
-        }
-    })
-    .applied_objects();
-    let controller = Controller::for_stream(pod_events, pods.clone());
+    let (pods, pods_by_owner, pod_events) = feed;
+    let controller = Controller::for_shared_stream(pod_events, pods.clone());
     let ctx = Arc::new(Kubelet {
         recorder: Recorder::new(client.clone(), "kubelet"),
         pods,

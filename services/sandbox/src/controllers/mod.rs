@@ -39,6 +39,7 @@ mod job_logic;
 mod kubelet;
 mod kubelet_logic;
 mod pod_failure;
+mod pod_feed;
 mod pod_index;
 mod podstatus;
 mod tekton;
@@ -157,10 +158,22 @@ pub fn start(client: Client, cfg: ControllerConfig) -> ControllerHandle {
         let facts = Facts::start(&client, &token, &mut tasks);
         let spawn = |task| tokio::spawn(until_cancelled(token.clone(), task));
         if cfg.job {
-            let kubelet = kubelet::run(client.clone(), facts.clone(), cfg.clone(), token.clone());
+            let (pods, feed_task) = pod_feed::start(&client, &token);
+            tasks.push(feed_task);
+            let kubelet_feed = (pods.store.clone(), pods.by_owner.clone(), pods.applied);
+            let kubelet = kubelet::run(
+                client.clone(),
+                kubelet_feed,
+                facts.clone(),
+                cfg.clone(),
+                token.clone(),
+            );
             tasks.push(spawn(Box::pin(kubelet)));
             tasks.push(spawn(Box::pin(job::run(
                 client.clone(),
+                pods.store,
+                pods.by_owner,
+                pods.touched,
                 cfg.clone(),
                 token.clone(),
             ))));
