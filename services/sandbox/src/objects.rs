@@ -201,20 +201,12 @@ pub fn prepare_update(
 ) -> ApiResult<Value> {
     let mut next = if sub.is_some() {
         // Status writes change only status (and, for namespaces/finalize, spec).
-        let mut next = cur.clone();
-        for field in ["status"].iter().chain(if info.plural == "namespaces" {
-            ["spec"].iter()
+        let fields: &[&str] = if info.plural == "namespaces" {
+            &["status", "spec"]
         } else {
-            [].iter()
-        }) {
-            match proposed.get(*field) {
-                Some(v) => next[*field] = v.clone(),
-                None => {
-                    next.as_object_mut().map(|m| m.remove(*field));
-                }
-            }
-        }
-        next
+            &["status"]
+        };
+        with_fields_from(cur, proposed, fields)
     } else {
         let mut next = proposed;
         if !next.is_object() {
@@ -247,6 +239,26 @@ pub fn prepare_update(
     );
     check_contents(info, &mut next, Some(cur))?;
     Ok(next)
+}
+
+/// `cur` with `fields` taken from `proposed` (dropped when `proposed` lacks them). The
+/// replaced fields are not copied out of `cur` and `proposed`'s are moved, not cloned:
+/// status writes are most of the sandbox's writes.
+fn with_fields_from(cur: &Value, mut proposed: Value, fields: &[&str]) -> Value {
+    let Some(cur) = cur.as_object() else {
+        return cur.clone();
+    };
+    let mut next: serde_json::Map<String, Value> = cur
+        .iter()
+        .filter(|(k, _)| !fields.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for field in fields {
+        if let Some(v) = proposed.as_object_mut().and_then(|m| m.remove(*field)) {
+            next.insert((*field).to_owned(), v);
+        }
+    }
+    Value::Object(next)
 }
 
 /// Identity and lifecycle metadata is owned by the server.
@@ -301,5 +313,28 @@ pub fn after_delete(app: &App, info: &ResourceInfo, gone: &Obj) {
     if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
         app.registry
             .set_crd(meta_str(gone, "name").unwrap_or_default(), Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::with_fields_from;
+
+    #[test]
+    fn a_status_write_takes_only_the_status_and_drops_a_missing_one() {
+        let cur = json!({"metadata": {"name": "a"}, "spec": {"x": 1}, "status": {"old": true}});
+        let proposed =
+            json!({"metadata": {"name": "b"}, "spec": {"x": 2}, "status": {"new": true}});
+        assert_eq!(
+            with_fields_from(&cur, proposed, &["status"]),
+            json!({"metadata": {"name": "a"}, "spec": {"x": 1}, "status": {"new": true}})
+        );
+        let without = json!({"spec": {"x": 2}});
+        assert_eq!(
+            with_fields_from(&cur, without, &["status", "spec"]),
+            json!({"metadata": {"name": "a"}, "spec": {"x": 2}})
+        );
     }
 }

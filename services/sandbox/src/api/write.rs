@@ -81,7 +81,18 @@ pub fn update(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
     let precondition = meta_str(&body, "resourceVersion")
         .map(parse_rv)
         .transpose()?;
-    let stored = write_existing(app, t, precondition, req.dry_run(), |_| Ok(body.clone()))?;
+    // With a precondition a conflict ends the request, so the body is used once and moved;
+    // without one a conflict retries and needs it again.
+    let mut body = Some(body);
+    let stored = write_existing(app, t, precondition, req.dry_run(), |_| {
+        let proposed = body
+            .take()
+            .ok_or_else(|| ApiError::internal("body reused"))?;
+        if precondition.is_none() {
+            body = Some(proposed.clone());
+        }
+        Ok(proposed)
+    })?;
     Ok(object_response(StatusCode::OK, &stored, &t.info))
 }
 
@@ -149,7 +160,7 @@ fn write_existing(
     t: &Target,
     precondition: Option<u64>,
     dry_run: bool,
-    produce: impl Fn(&Value) -> ApiResult<Value>,
+    mut produce: impl FnMut(&Value) -> ApiResult<Value>,
 ) -> ApiResult<Obj> {
     let info = &t.info;
     let name = t.name.as_deref().unwrap_or_default();
