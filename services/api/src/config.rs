@@ -86,6 +86,9 @@ pub struct Config {
     /// A target lock whose holder execution cannot be found is taken over after this grace.
     #[arg(long, env = "WFE_API_LOCK_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub lock_grace: Duration,
+    /// A target lock free for this long is deleted (a busy target reuses its lock).
+    #[arg(long, env = "WFE_API_LOCK_IDLE_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub lock_idle_ttl: Duration,
     /// RecentlyRemediated cooldown for the same workflow on the same target.
     #[arg(long, env = "WFE_API_COOLDOWN", default_value = "5m", value_parser = parse_duration)]
     pub cooldown: Duration,

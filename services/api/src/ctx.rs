@@ -36,6 +36,8 @@ pub struct Ctx {
     pub agents: AgentRegistry,
     /// Agents connected to any replica (their Leases).
     pub liveness: crate::dispatch::liveness::Liveness,
+    /// The target locks as last seen.
+    pub locks: crate::lock::LockCache,
     /// Renews the agent Leases at once (an agent connected).
     pub lease_poke: tokio::sync::Notify,
     /// Callers' tokens.

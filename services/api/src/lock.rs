@@ -1,17 +1,30 @@
 //! The per-target lock shared by every API replica: a `coordination.k8s.io/v1` Lease named
-//! after the target (core naming), created with AlreadyExists semantics.
+//! after the target (core naming). The holder identity is `<namespace>/<name>` of the
+//! execution that holds the target.
 //!
-//! The holder identity is `<namespace>/<name>` of the execution that holds the target. The
-//! lease is deleted when that execution becomes terminal, and taken over (with a
-//! resourceVersion precondition, so only one contender wins) when its holder is terminal,
-//! or is gone and the lease is older than the grace period (a holder whose resource is
-//! still being created must not lose its lock).
+//! A lease is free when its holder is terminal, or is gone and the lease is older than the
+//! grace period (a holder whose resource is still being created must not lose its lock).
+//! A free lease is not deleted when its holder ends: the next execution on the target takes
+//! it over by replace with a resourceVersion precondition, so exactly one contender wins.
+//! That is one write per execution instead of a create and a delete, and with the
+//! [`LockCache`] (a reflector over the locks) one round trip: the cached resourceVersion is
+//! tried first, and a conflict falls back to a fresh read. Leases of targets idle for
+//! `--lock-idle-ttl` are deleted by [`collect_idle`].
+//!
+//! ```text
+//!   no lease ──create──► held by A ──A terminal──► free ──replace (rv)──► held by B …
+//!                                                    └──idle TTL──► deleted
+//! ```
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{DeleteParams, ObjectMeta, PostParams, Preconditions};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result, is_already_exists, is_conflict, is_not_found};
@@ -24,6 +37,72 @@ pub enum Acquire {
     Acquired,
     /// Another execution holds it.
     Held(ExecKey),
+}
+
+/// Label selecting the target locks (the agent liveness Leases live in the same namespace).
+const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "wfe-target-lock");
+
+/// The target locks as last seen by the reflector: a hint, never trusted for a write
+/// without the resourceVersion precondition.
+#[derive(Clone)]
+pub struct LockCache {
+    store: Store<Lease>,
+    namespace: String,
+}
+
+impl std::fmt::Debug for LockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockCache")
+            .field("cached", &self.store.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reflector task feeding a [`LockCache`].
+pub struct LockReflector {
+    api: Api<Lease>,
+    writer: reflector::store::Writer<Lease>,
+}
+
+impl LockCache {
+    /// A cache of the target locks in `namespace` and the reflector that fills it.
+    pub fn new(client: kube::Client, namespace: &str) -> (Self, LockReflector) {
+        let (store, writer) = reflector::store();
+        let cache = Self {
+            store,
+            namespace: namespace.to_owned(),
+        };
+        let api = Api::namespaced(client, namespace);
+        (cache, LockReflector { api, writer })
+    }
+
+    fn get(&self, name: &str) -> Option<Lease> {
+        let key = ObjectRef::new(name).within(&self.namespace);
+        self.store.get(&key).map(|l| (*l).clone())
+    }
+}
+
+impl LockReflector {
+    /// Keeps the cache current until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let config = watcher::Config::default().labels(&format!("{}={}", COMPONENT.0, COMPONENT.1));
+        // Only holder, times and resourceVersion are read: keep the cached leases small.
+        let leases = watcher(self.api, config).modify(|l| l.managed_fields_mut().clear());
+        let stream = reflector::reflector(self.writer, leases)
+            .default_backoff()
+            .touched_objects();
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = stream.next() => match next {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => tracing::warn!(error = %e, "target lock watch failed; retrying"),
+                    None => return,
+                },
+            }
+        }
+    }
 }
 
 /// Name of the lease of a target.
@@ -57,10 +136,13 @@ fn lease(ctx: &Ctx, target: &str, holder: &ExecKey) -> Lease {
                 .into(),
             ),
             labels: Some(
-                [(
-                    wfe_k8s::labels::MANAGED_BY.to_owned(),
-                    wfe_k8s::labels::MANAGED_BY_VALUE.to_owned(),
-                )]
+                [
+                    (COMPONENT.0.to_owned(), COMPONENT.1.to_owned()),
+                    (
+                        wfe_k8s::labels::MANAGED_BY.to_owned(),
+                        wfe_k8s::labels::MANAGED_BY_VALUE.to_owned(),
+                    ),
+                ]
                 .into(),
             ),
             ..Default::default()
@@ -74,27 +156,36 @@ fn lease(ctx: &Ctx, target: &str, holder: &ExecKey) -> Lease {
     }
 }
 
+fn holder_of(lease: &Lease) -> Option<ExecKey> {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        .and_then(parse_holder)
+}
+
 /// Tries to take the target for `me`.
 pub async fn acquire(ctx: &Ctx, target: &str, me: &ExecKey) -> Result<Acquire> {
     let api = api(ctx);
     let name = lease_name(target);
+    // What the lease is believed to be: cached first, then what a failed write revealed.
+    let mut seen = ctx.locks.get(&name);
     for _ in 0..5 {
-        match api
-            .create(&PostParams::default(), &lease(ctx, target, me))
-            .await
-        {
-            Ok(_) => return Ok(Acquire::Acquired),
-            Err(e) if is_already_exists(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let Some(existing) = api.get_opt(&name).await? else {
-            continue;
+        let existing = match seen.take() {
+            Some(l) => l,
+            None => match api
+                .create(&PostParams::default(), &lease(ctx, target, me))
+                .await
+            {
+                Ok(_) => return Ok(Acquire::Acquired),
+                Err(e) if is_already_exists(&e) => match api.get_opt(&name).await? {
+                    Some(l) => l,
+                    None => continue,
+                },
+                Err(e) => return Err(e.into()),
+            },
         };
-        let holder = existing
-            .spec
-            .as_ref()
-            .and_then(|s| s.holder_identity.as_deref())
-            .and_then(parse_holder);
+        let holder = holder_of(&existing);
         if holder.as_ref() == Some(me) {
             return Ok(Acquire::Acquired);
         }
@@ -107,10 +198,12 @@ pub async fn acquire(ctx: &Ctx, target: &str, me: &ExecKey) -> Result<Acquire> {
         next.metadata.resource_version = existing.resource_version();
         match api.replace(&name, &PostParams::default(), &next).await {
             Ok(_) => {
-                tracing::info!(target_resource = %target, previous = ?holder, holder = %me, "took over a released target lock");
+                tracing::debug!(target_resource = %target, previous = ?holder, holder = %me, "took over a free target lock");
                 return Ok(Acquire::Acquired);
             }
-            Err(e) if is_conflict(&e) || is_not_found(&e) => continue,
+            // Stale: someone took it or it was collected; look again.
+            Err(e) if is_conflict(&e) => seen = api.get_opt(&name).await?,
+            Err(e) if is_not_found(&e) => seen = None,
             Err(e) => return Err(e.into()),
         }
     }
@@ -121,6 +214,12 @@ pub async fn acquire(ctx: &Ctx, target: &str, me: &ExecKey) -> Result<Acquire> {
 
 /// A lease may be taken over when its holder is terminal, or gone past the grace period.
 async fn may_take_over(ctx: &Ctx, holder: &ExecKey, lease: &Lease) -> Result<bool> {
+    Ok(free_since(ctx, holder, lease).await?.is_some())
+}
+
+/// Since when the lease is free: its holder's completion (or, if that is unknown, the
+/// lease's acquisition), or None while it is held.
+async fn free_since(ctx: &Ctx, holder: &ExecKey, lease: &Lease) -> Result<Option<Timestamp>> {
     let obj = match ctx.index.get(holder) {
         Some(o) => Some((*o).clone()),
         None => match ctx.api(&holder.namespace).get_opt(&holder.name).await {
@@ -128,8 +227,21 @@ async fn may_take_over(ctx: &Ctx, holder: &ExecKey, lease: &Lease) -> Result<boo
             Err(e) => return Err(e.into()),
         },
     };
+    let acquired = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.acquire_time.as_ref().map(|t| t.0))
+        .or_else(|| lease.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(Timestamp::UNIX_EPOCH);
     if let Some(obj) = obj {
-        return Ok(phase_of(&obj).is_terminal());
+        if !phase_of(&obj).is_terminal() {
+            return Ok(None);
+        }
+        let completed = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.completion_time.as_ref().map(|t| t.0));
+        return Ok(Some(completed.unwrap_or(acquired)));
     }
     let since = lease
         .spec
@@ -138,10 +250,66 @@ async fn may_take_over(ctx: &Ctx, holder: &ExecKey, lease: &Lease) -> Result<boo
         .or_else(|| lease.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .unwrap_or(Timestamp::UNIX_EPOCH);
     let age = Timestamp::now().duration_since(since);
-    Ok(age.unsigned_abs() >= ctx.config.lock_grace && age.is_positive())
+    let gone = age.unsigned_abs() >= ctx.config.lock_grace && age.is_positive();
+    Ok(gone.then_some(since))
 }
 
-/// Deletes the target's lease if `holder` (`namespace/name`) holds it. Gone is success.
+/// Deletes the locks free for longer than `--lock-idle-ttl`, every half of it (each with
+/// the resourceVersion it was judged by: a lock taken meanwhile stays).
+pub async fn collect_idle(ctx: crate::ctx::SharedCtx, shutdown: CancellationToken) {
+    let every = (ctx.config.lock_idle_ttl / 2).max(std::time::Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = collect_once(&ctx).await {
+            tracing::warn!(error = %e, "collecting idle target locks failed; retrying later");
+        }
+    }
+}
+
+/// One pass of [`collect_idle`]; returns how many locks were deleted.
+pub async fn collect_once(ctx: &Ctx) -> Result<usize> {
+    let api = api(ctx);
+    let ttl = jiff::SignedDuration::try_from(ctx.config.lock_idle_ttl)
+        .unwrap_or(jiff::SignedDuration::MAX);
+    let now = Timestamp::now();
+    let mut deleted = 0;
+    for lease in ctx.locks.store.state() {
+        let Some(holder) = holder_of(&lease) else {
+            continue;
+        };
+        let Some(since) = free_since(ctx, &holder, &lease).await? else {
+            continue;
+        };
+        if since.checked_add(ttl).is_ok_and(|t| t > now) {
+            continue;
+        }
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: lease.resource_version(),
+                uid: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&lease.name_any(), &dp).await {
+            Ok(_) => deleted += 1,
+            Err(e) if is_not_found(&e) || is_conflict(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(deleted, "deleted the locks of idle targets");
+    }
+    Ok(deleted)
+}
+
+/// Deletes the target's lease if `holder` (`namespace/name`) holds it (a lock taken for a
+/// resource that could not be created). Gone is success.
 pub async fn release(ctx: &Ctx, target: &str, holder: &str) -> Result<()> {
     let api = api(ctx);
     let name = lease_name(target);

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -78,6 +77,7 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         &replica_id(&config),
         config.lease_duration,
     );
+    let (locks, lock_reflector) = crate::lock::LockCache::new(client.clone(), &config.namespace);
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         policy: config.admission_policy(),
@@ -89,6 +89,7 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         writer: StatusWriter::default(),
         agents: AgentRegistry::default(),
         liveness,
+        locks,
         lease_poke: tokio::sync::Notify::new(),
         caller_auth,
         agent_auth,
@@ -108,6 +109,11 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
     let mut tasks = spawn_watchers(&ctx, &shutdown, health.clone());
     tasks.extend(audit_tasks);
     tasks.push(tokio::spawn(lease_reflector.run(shutdown.clone())));
+    tasks.push(tokio::spawn(lock_reflector.run(shutdown.clone())));
+    tasks.push(tokio::spawn(crate::lock::collect_idle(
+        ctx.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(liveness::renew(ctx.clone(), shutdown.clone())));
     let dispatcher = Dispatcher::new(ctx.clone());
     tasks.push(tokio::spawn(dispatcher.clone().run(shutdown.clone())));
@@ -155,7 +161,11 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         )));
     let stop = shutdown.clone();
     let grpc = tokio::spawn(async move {
-        let incoming = TcpListenerStream::new(listener);
+        // Nagle off: with many calls multiplexed on one HTTP/2 connection, small response
+        // frames otherwise wait for the peer's delayed ACK (measured: accept p50 2.8 ms at
+        // 5 calls/s but 20 ms at 50/s).
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await

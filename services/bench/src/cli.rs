@@ -20,6 +20,12 @@ pub struct Args {
     /// Executions in flight (accepted, not yet terminal) at most.
     #[arg(long, env = "WFE_BENCH_CONCURRENCY", default_value_t = 50)]
     pub concurrency: usize,
+    /// Open loop: start executions at this many per minute (evenly spaced) instead of as
+    /// fast as the in-flight limit allows, so latencies are measured at a known offered
+    /// load (for example the 3,000/min goal) rather than at saturation, where they are
+    /// mostly queueing. The in-flight limit still applies; sends it delays are counted.
+    #[arg(long, env = "WFE_BENCH_RATE")]
+    pub rate: Option<f64>,
     /// Unmeasured executions run first (connections, caches, allocator).
     #[arg(long, env = "WFE_BENCH_WARMUP", default_value_t = 50)]
     pub warmup: usize,
@@ -48,6 +54,12 @@ impl Args {
     pub async fn run(self) -> anyhow::Result<()> {
         anyhow::ensure!(self.targets > 0, "--targets must be at least 1");
         anyhow::ensure!(self.concurrency > 0, "--concurrency must be at least 1");
+        if let Some(rate) = self.rate {
+            anyhow::ensure!(
+                rate.is_finite() && rate > 0.0,
+                "--rate must be a positive number of executions per minute, got {rate}"
+            );
+        }
         match self.stored {
             Some(n) => crate::stored::run(&self, n).await,
             None => crate::run::run(&self).await,

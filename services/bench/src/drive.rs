@@ -24,6 +24,8 @@ pub struct Plan {
     pub concurrency: usize,
     /// How long an execution may take to be seen terminal.
     pub timeout: Duration,
+    /// Open loop: execution `i` is due `i × interval` after the start (None: closed loop).
+    pub interval: Option<Duration>,
 }
 
 /// One accepted execution.
@@ -33,6 +35,9 @@ pub struct Outcome {
     pub name: String,
     /// When ExecuteWorkflow was sent.
     pub sent: Instant,
+    /// Open loop: how late the send was against its schedule (the previous execution on
+    /// its target or the in-flight limit held it back).
+    pub late: Option<Duration>,
     /// When its response arrived: the execution is persisted ("accepted").
     pub accepted: Instant,
     /// Created, already existed or skipped.
@@ -53,10 +58,11 @@ pub struct Driven {
 /// Sends the batch and waits until every execution was seen terminal (or timed out).
 pub async fn drive(client: &Client, rec: &Recorder, plan: &Plan) -> Driven {
     let sem = Arc::new(Semaphore::new(plan.concurrency));
+    let start = Instant::now();
     let tasks: Vec<_> = (0..plan.targets.min(plan.executions))
         .map(|t| {
             let (client, rec, sem, plan) = (client.clone(), rec.clone(), sem.clone(), plan.clone());
-            tokio::spawn(async move { target_loop(client, rec, sem, plan, t).await })
+            tokio::spawn(async move { target_loop(client, rec, sem, plan, t, start).await })
         })
         .collect();
     let mut driven = Driven::default();
@@ -79,14 +85,20 @@ async fn target_loop(
     sem: Arc<Semaphore>,
     plan: Plan,
     t: usize,
+    start: Instant,
 ) -> Vec<Result<Outcome, String>> {
     let target = grpc::target(&plan.run, t);
     let mut out = Vec::new();
     for seq in (t..plan.executions).step_by(plan.targets) {
+        let due = plan.interval.map(|i| start + i * seq as u32);
+        if let Some(due) = due {
+            tokio::time::sleep_until(due.into()).await;
+        }
         let Ok(_permit) = sem.acquire().await else {
             break;
         };
-        out.push(one(client.clone(), &rec, &plan, seq, &target).await);
+        let late = due.map(|due| Instant::now().saturating_duration_since(due));
+        out.push(one(client.clone(), &rec, &plan, seq, &target, late).await);
     }
     out
 }
@@ -98,6 +110,7 @@ async fn one(
     plan: &Plan,
     seq: usize,
     target: &str,
+    late: Option<Duration>,
 ) -> Result<Outcome, String> {
     let req = grpc::request(&plan.run, seq, target);
     let sent = Instant::now();
@@ -116,6 +129,7 @@ async fn one(
     Ok(Outcome {
         name,
         sent,
+        late,
         accepted,
         disposition,
         phase,

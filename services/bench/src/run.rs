@@ -139,6 +139,9 @@ fn plan(run: &str, n: usize, m: usize, args: &Args, timeout: Duration) -> Plan {
         targets: m,
         concurrency: args.concurrency,
         timeout,
+        interval: args
+            .rate
+            .map(|per_minute| Duration::from_secs_f64(60.0 / per_minute)),
     }
 }
 

@@ -103,6 +103,7 @@ async fn seed(r: &crate::run::Running, run: &str, args: &Args) -> anyhow::Result
         targets: 1,
         concurrency: 1,
         timeout: Duration::from_secs(args.timeout_seconds),
+        interval: None,
     };
     let d = drive::drive(&r.client, &r.recorder, &plan).await;
     let o = d

@@ -123,6 +123,14 @@ impl Sandbox {
         let router = api::router(app.clone());
         let token = app.shutdown.clone();
         let server = tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            // Nagle off, as a real API server: small watch events and responses must not
+            // wait for the client's delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+            });
             let serve = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { token.cancelled().await });
             if let Err(e) = serve.await {

@@ -4,7 +4,7 @@
 //! process, written to the status subresource with the resourceVersion it was computed from
 //! (optimistic concurrency across replicas), retried on conflict from a fresh read. Only the
 //! write that commits a phase change runs its effects, after the commit: the audit event,
-//! the metrics and the release of the target lock. So each transition is audited once.
+//! and the metrics. So each transition is audited once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -160,7 +160,8 @@ pub fn audit_kinds(c: &Committed) -> Vec<AuditKind> {
     kinds
 }
 
-/// Effects of a committed phase change: audit, metrics, lock release. Boxed: it writes the
+/// Effects of a committed phase change: audit and metrics (a terminal holder frees its
+/// target lock by being terminal, see [`crate::lock`]). Boxed: it writes the
 /// AuditRecorded condition through [`update_status`] again.
 fn after_transition<'a>(
     ctx: &'a Ctx,
@@ -175,10 +176,6 @@ async fn after_transition_inner(ctx: &Ctx, c: &Committed) {
     let kinds = audit_kinds(c);
     if c.to.is_terminal() {
         record_terminal_metrics(ctx, c);
-        let holder = key.to_string();
-        if let Err(e) = crate::lock::release(ctx, &c.obj.spec.target_resource, &holder).await {
-            tracing::warn!(execution = %key, error = %e, "releasing the target lock failed; it is recovered later");
-        }
     }
     audit_sync::record(ctx, &c.obj, &kinds).await;
 }
