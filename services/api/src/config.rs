@@ -64,6 +64,10 @@ pub struct Config {
     /// First delay before retrying a failed DataStorage delivery (doubles per failure).
     #[arg(long, env = "WFE_API_AUDIT_RETRY_BASE", default_value = "1s", value_parser = parse_duration)]
     pub audit_retry_base: Duration,
+    /// Status edits that change no phase (AuditRecorded, a created primitive) wait up to
+    /// this long to ride along with the execution's next write (0 writes them at once).
+    #[arg(long, env = "WFE_API_STATUS_COALESCE_WINDOW", default_value = "1s", value_parser = parse_duration)]
+    pub status_coalesce_window: Duration,
     /// How often executions are checked for audit events a crash left unrecorded.
     #[arg(long, env = "WFE_API_AUDIT_RESYNC_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub audit_resync_interval: Duration,

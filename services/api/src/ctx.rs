@@ -32,6 +32,8 @@ pub struct Ctx {
     pub auditing: parking_lot::Mutex<std::collections::HashSet<crate::store::ExecKey>>,
     /// Serializes status writes per execution.
     pub writer: StatusWriter,
+    /// Status edits waiting to ride along with the next write.
+    pub deferred: crate::status::deferred::Deferred,
     /// Connected agents.
     pub agents: AgentRegistry,
     /// Agents connected to any replica (their Leases).

@@ -87,6 +87,7 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         audit,
         auditing: Default::default(),
         writer: StatusWriter::default(),
+        deferred: Default::default(),
         agents: AgentRegistry::default(),
         liveness,
         locks,
@@ -110,6 +111,10 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
     tasks.extend(audit_tasks);
     tasks.push(tokio::spawn(lease_reflector.run(shutdown.clone())));
     tasks.push(tokio::spawn(lock_reflector.run(shutdown.clone())));
+    tasks.push(tokio::spawn(crate::status::deferred::run(
+        ctx.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(crate::lock::collect_idle(
         ctx.clone(),
         shutdown.clone(),

@@ -104,6 +104,13 @@ async fn two_replicas_share_agent_liveness_and_assign_each_execution_once() {
         "{cond:?}"
     );
 
+    // A assigns it (through its own index): wait for that before B gets an agent of its
+    // own, which could otherwise take it first.
+    eventually(10, "A to assign B's execution", || async {
+        seen.lock().contains_key(&via_b.name).then_some(())
+    })
+    .await;
+
     // Now an agent on B as well, and executions through both replicas.
     let ag_b = agent::connect(
         &api_b,

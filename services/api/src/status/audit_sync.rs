@@ -133,10 +133,14 @@ pub async fn record(ctx: &Ctx, obj: &WorkflowExecution, kinds: &[AuditKind]) {
     set_condition(ctx, &key, &done, error.as_deref()).await;
 }
 
-/// Sets AuditRecorded to the union of what the stored condition lists and `done` (a
-/// separate write, as upstream does), or to False with the error.
+/// Sets AuditRecorded to the union of what the stored condition lists and `done`, or to
+/// False with the error. Upstream writes it on its own after each event; here it rides
+/// along with the execution's next write (see [`super::deferred`]), unless the coalescing
+/// window is zero.
 async fn set_condition(ctx: &Ctx, key: &ExecKey, done: &[&'static str], error: Option<&str>) {
-    let res = update_status(ctx, key, |obj, status, now| {
+    let done = done.to_vec();
+    let error = error.map(str::to_owned);
+    let edit = move |obj: &WorkflowExecution, status: &mut WorkflowExecutionStatus, now| {
         let mut types = recorded_types(status);
         types.extend(
             done.iter()
@@ -148,11 +152,19 @@ async fn set_condition(ctx: &Ctx, key: &ExecKey, done: &[&'static str], error: O
             .filter(|t| types.contains(t))
             .collect();
         let listed = listed.join(", ");
-        let update = match error {
+        let update = match &error {
             None => conditions::audit_recorded(&listed),
             Some(e) => conditions::audit_failed(&format!("{e} (recorded: {listed})")),
         };
-        if transitions::set_condition(obj, status, update, now) {
+        transitions::set_condition(obj, status, update, now)
+    };
+    let window = ctx.config.status_coalesce_window;
+    if !window.is_zero() {
+        ctx.deferred.defer(key, std::sync::Arc::new(edit), window);
+        return;
+    }
+    let res = update_status(ctx, key, |obj, status, now| {
+        if edit(obj, status, now) {
             Edit::Write
         } else {
             Edit::Skip
@@ -206,8 +218,8 @@ async fn sweep(ctx: &Ctx) {
         .collect();
     for obj in all {
         let key = ExecKey::of(&obj);
-        if ctx.auditing.lock().contains(&key) {
-            continue; // a transition of this process is recording it right now
+        if ctx.auditing.lock().contains(&key) || ctx.deferred.holds(&key) {
+            continue; // this process is recording it, or its condition is about to be written
         }
         let missing = missing_kinds(&obj);
         if !missing.is_empty() {

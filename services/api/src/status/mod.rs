@@ -20,6 +20,7 @@ use crate::error::{Error, Result, is_conflict, is_not_found};
 use crate::store::{ExecKey, phase_of};
 
 pub mod audit_sync;
+pub mod deferred;
 pub mod report;
 pub mod transitions;
 
@@ -95,11 +96,24 @@ where
         Some(obj) => (*obj).clone(),
         None => fetch(ctx, key).await?,
     };
+    // Edits waiting for a write of this execution ride along with this one.
+    let deferred = ctx.deferred.snapshot(key);
     for _ in 0..MAX_ATTEMPTS {
-        let mut status = current.status.clone().unwrap_or_default();
-        if let Edit::Skip = edit(&current, &mut status, Timestamp::now()) {
-            return Ok(None);
+        let now = Timestamp::now();
+        let mut base = current.status.clone().unwrap_or_default();
+        let mut deferred_changed = false;
+        for d in &deferred {
+            deferred_changed |= d(&current, &mut base, now);
         }
+        let mut status = base.clone();
+        let status = match edit(&current, &mut status, now) {
+            Edit::Write => status,
+            Edit::Skip if deferred_changed => base,
+            Edit::Skip => {
+                ctx.deferred.committed(key, deferred.len()); // they change nothing now
+                return Ok(None);
+            }
+        };
         let from = phase_of(&current);
         let mut next = current.clone();
         next.status = Some(status);
@@ -108,6 +122,7 @@ where
             .await
         {
             Ok(stored) => {
+                ctx.deferred.committed(key, deferred.len());
                 let to = phase_of(&stored);
                 ctx.index.apply(stored.clone());
                 return Ok(Some(Committed {
@@ -118,6 +133,7 @@ where
             }
             Err(e) if is_conflict(&e) => current = fetch(ctx, key).await?,
             Err(e) if is_not_found(&e) => {
+                ctx.deferred.forget(key);
                 return Err(Error::NotFound {
                     namespace: key.namespace.clone(),
                     name: key.name.clone(),

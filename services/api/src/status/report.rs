@@ -71,6 +71,19 @@ pub async fn apply(ctx: &Ctx, who: &Reporter, r: StatusReport) -> Result<(), Ref
     if phase_of(&obj).is_terminal() {
         return Ok(());
     }
+    let window = ctx.config.status_coalesce_window;
+    if r.phase == PrimitivePhase::Pending as i32 && !window.is_zero() {
+        // No phase change: it waits for the next write (usually Running), see
+        // `super::deferred`.
+        let who = who.clone();
+        let edit = move |obj: &WorkflowExecution, status: &mut _, now| {
+            check(obj, &who, &r).is_ok()
+                && !phase_of(obj).is_terminal()
+                && matches!(edit(obj, status, &r, now), Edit::Write)
+        };
+        ctx.deferred.defer(&key, std::sync::Arc::new(edit), window);
+        return Ok(());
+    }
     let mut refused = None;
     let res = update_status(ctx, &key, |obj, status, now| {
         if let Err(e) = check(obj, who, &r) {

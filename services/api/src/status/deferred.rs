@@ -1,0 +1,144 @@
+//! Status edits that may wait: the AuditRecorded condition and agent reports that change no
+//! phase (the primitive was created). Each is held for at most the coalescing window and
+//! goes out with the next write of its execution, or on its own when the window ends.
+//!
+//! A zero-duration run then costs one write for Running (with ExecutionCreated) and one
+//! for Completed (with the started event's AuditRecorded) instead of four. What a crash
+//! loses here is recovered: an agent reports its primitives again when it reconnects, and
+//! the audit sweep regenerates unlisted events (stable ids) and lists them.
+//!
+//! ```text
+//!  defer(key, edit) ──► pending[key] ──next update_status(key)──► applied in that write
+//!                            └──window ends──► flush: a write of its own
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+use wfe_k8s::{WorkflowExecution, WorkflowExecutionStatus};
+
+use super::{Edit, update_status};
+use crate::ctx::SharedCtx;
+use crate::store::ExecKey;
+
+/// An edit that can be applied again to a fresher object; returns whether it changed the
+/// status.
+pub type DeferredEdit =
+    Arc<dyn Fn(&WorkflowExecution, &mut WorkflowExecutionStatus, Timestamp) -> bool + Send + Sync>;
+
+#[derive(Default)]
+struct Pending {
+    edits: Vec<DeferredEdit>,
+    due: Option<Instant>,
+}
+
+/// The deferred edits of every execution.
+#[derive(Default)]
+pub struct Deferred {
+    pending: parking_lot::Mutex<HashMap<ExecKey, Pending>>,
+    wake: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred")
+            .field("executions", &self.pending.lock().len())
+            .finish()
+    }
+}
+
+impl Deferred {
+    /// Holds `edit` for `key` until its next write or `window` from now.
+    pub fn defer(&self, key: &ExecKey, edit: DeferredEdit, window: Duration) {
+        let mut pending = self.pending.lock();
+        let p = pending.entry(key.clone()).or_default();
+        p.edits.push(edit);
+        if p.due.is_none() {
+            p.due = Some(Instant::now() + window);
+            self.wake.notify_one();
+        }
+    }
+
+    /// The edits held for `key` now (applied by the next write, removed once it commits).
+    pub fn snapshot(&self, key: &ExecKey) -> Vec<DeferredEdit> {
+        self.pending
+            .lock()
+            .get(key)
+            .map(|p| p.edits.clone())
+            .unwrap_or_default()
+    }
+
+    /// Drops the first `n` edits of `key`: a write committed them.
+    pub fn committed(&self, key: &ExecKey, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut pending = self.pending.lock();
+        if let Some(p) = pending.get_mut(key) {
+            p.edits.drain(..n.min(p.edits.len()));
+            if p.edits.is_empty() {
+                pending.remove(key);
+            }
+        }
+    }
+
+    /// Drops everything held for `key` (it is gone).
+    pub fn forget(&self, key: &ExecKey) {
+        self.pending.lock().remove(key);
+    }
+
+    /// Whether something is held for `key`.
+    pub fn holds(&self, key: &ExecKey) -> bool {
+        self.pending.lock().contains_key(key)
+    }
+
+    /// Keys whose window ended by `now` (all of them when `now` is None), and the next due.
+    fn due(&self, now: Option<Instant>) -> (Vec<ExecKey>, Option<Instant>) {
+        let mut pending = self.pending.lock();
+        let mut keys = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (k, p) in pending.iter_mut() {
+            match (p.due, now) {
+                (Some(d), Some(now)) if d > now => next = Some(next.map_or(d, |n| n.min(d))),
+                (Some(_), _) => {
+                    p.due = None;
+                    keys.push(k.clone());
+                }
+                (None, _) => {}
+            }
+        }
+        (keys, next)
+    }
+}
+
+/// Flushes edits whose window ended, and everything at shutdown.
+pub async fn run(ctx: SharedCtx, shutdown: CancellationToken) {
+    loop {
+        let (keys, next) = ctx.deferred.due(Some(Instant::now()));
+        for key in keys {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { flush(&ctx, &key).await });
+        }
+        let sleep = next.map_or(Duration::from_secs(3600), |n| {
+            n.saturating_duration_since(Instant::now())
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(sleep) => {}
+            _ = ctx.deferred.wake.notified() => {}
+        }
+    }
+    let (keys, _) = ctx.deferred.due(None);
+    futures::future::join_all(keys.iter().map(|k| flush(&ctx, k))).await;
+}
+
+/// A write carrying only the deferred edits of `key`.
+async fn flush(ctx: &SharedCtx, key: &ExecKey) {
+    if let Err(e) = update_status(ctx, key, |_, _, _| Edit::Skip).await {
+        tracing::warn!(execution = %key, error = %e, "writing deferred status edits failed; they are recovered later");
+        ctx.deferred.forget(key);
+    }
+}
