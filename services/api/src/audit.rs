@@ -18,6 +18,7 @@ use wfe_core::{FailureDetails, FailureReason};
 use wfe_k8s::WorkflowExecution;
 
 use crate::config::{AuditSinkKind, Config};
+use crate::status::intents::{Intent, IntentJournal};
 
 /// What happened to an execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,8 @@ pub const EVENT_TYPES: [&str; 6] = [
 #[derive(Debug, Clone)]
 pub struct Audit {
     auditor: Auditor,
+    intents: Arc<IntentJournal>,
+    leftover: Arc<parking_lot::Mutex<Vec<Intent>>>,
 }
 
 impl Audit {
@@ -107,7 +110,26 @@ impl Audit {
             }));
             tasks.push(tokio::spawn(worker.run()));
         }
-        Ok((Self { auditor }, tasks))
+        let path = config.audit_intents_path();
+        let (intents, leftover) = IntentJournal::open(&path).map_err(|e| {
+            anyhow::anyhow!("opening the audit intent journal {}: {e}", path.display())
+        })?;
+        let me = Self {
+            auditor,
+            intents,
+            leftover: Arc::new(parking_lot::Mutex::new(leftover)),
+        };
+        Ok((me, tasks))
+    }
+
+    /// The write-ahead journal of transitions whose events are being recorded.
+    pub fn intents(&self) -> &Arc<IntentJournal> {
+        &self.intents
+    }
+
+    /// The intents an earlier process left, once (for the replay).
+    pub fn take_leftover_intents(&self) -> Vec<Intent> {
+        std::mem::take(&mut *self.leftover.lock())
     }
 
     /// Records one event about `exec` (its state after the transition); returns once it is

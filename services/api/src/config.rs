@@ -124,6 +124,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// The audit intent journal: beside the audit file, or in the outbox directory.
+    pub fn audit_intents_path(&self) -> PathBuf {
+        match self.audit_sink {
+            AuditSinkKind::File => {
+                let mut name = self.audit_file.clone().into_os_string();
+                name.push(".intents");
+                PathBuf::from(name)
+            }
+            AuditSinkKind::Datastorage => self.audit_outbox_dir.join("intents.jsonl"),
+        }
+    }
+
     /// Defaults for in-process use (tests, the dev stack): ephemeral ports on 127.0.0.1.
     pub fn local(namespace: &str, audit_file: PathBuf) -> Self {
         use clap::Parser;

@@ -1,6 +1,6 @@
-//! Status edits that change no phase wait for the execution's next write: a created
-//! primitive rides along with Running, the started event's AuditRecorded with Completed;
-//! alone, they are written when the coalescing window ends.
+//! Fewer status writes: a report that changes no phase (the primitive was created) waits for
+//! the execution's next write, or is written alone when the coalescing window ends; each
+//! transition's write lists its own audit events in AuditRecorded (behind an intent).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -71,7 +71,6 @@ async fn edits_without_a_phase_change_ride_along_with_the_next_write() {
     ag.report(agent::report(&assign, PrimitivePhase::Succeeded))
         .await;
     wait_phase(&c, &quick, v1::Phase::Completed).await;
-    // The terminal event's AuditRecorded has nothing to ride with: the window ends it.
     wait_audit_recorded(
         &c,
         &quick,
@@ -124,18 +123,39 @@ async fn edits_without_a_phase_change_ride_along_with_the_next_write() {
         "Running",
         "the created primitive was written with Running, not on its own"
     );
+    let audit_message = |v: &WorkflowExecution| {
+        v.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "AuditRecorded"))
+            .map(|c| c.message.clone())
+    };
     let first_audit = quick_versions
         .iter()
         .find(|v| has(v, "AuditRecorded"))
         .expect("AuditRecorded stored");
     assert_eq!(
         phase_of(first_audit),
-        "Completed",
-        "the started event's AuditRecorded was written with Completed"
+        "Running",
+        "listed by the Running write"
     );
-    // created, Pending, Running, Completed, AuditRecorded (completed): no more.
     assert!(
-        quick_versions.len() <= 5,
+        audit_message(first_audit)
+            .unwrap()
+            .contains("workflow.started")
+    );
+    let completed = quick_versions
+        .iter()
+        .find(|v| phase_of(v) == "Completed")
+        .unwrap();
+    assert!(
+        audit_message(completed)
+            .unwrap()
+            .contains("workflow.completed"),
+        "listed by the Completed write"
+    );
+    // created, Pending, Running, Completed: no more.
+    assert!(
+        quick_versions.len() <= 4,
         "{} stored versions: {:#?}",
         quick_versions.len(),
         quick_versions

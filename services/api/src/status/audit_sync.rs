@@ -133,6 +133,33 @@ pub async fn record(ctx: &Ctx, obj: &WorkflowExecution, kinds: &[AuditKind]) {
     set_condition(ctx, &key, &done, error.as_deref()).await;
 }
 
+/// Sets AuditRecorded in `status` to the union of what it lists and `done`, or to False
+/// with the error; returns whether it changed.
+pub fn list_recorded(
+    obj: &WorkflowExecution,
+    status: &mut WorkflowExecutionStatus,
+    done: &[&'static str],
+    error: Option<&str>,
+    now: jiff::Timestamp,
+) -> bool {
+    let mut types = recorded_types(status);
+    types.extend(
+        done.iter()
+            .filter(|t| !types.contains(t))
+            .collect::<Vec<_>>(),
+    );
+    let listed: Vec<&str> = EVENT_TYPES
+        .into_iter()
+        .filter(|t| types.contains(t))
+        .collect();
+    let listed = listed.join(", ");
+    let update = match error {
+        None => conditions::audit_recorded(&listed),
+        Some(e) => conditions::audit_failed(&format!("{e} (recorded: {listed})")),
+    };
+    transitions::set_condition(obj, status, update, now)
+}
+
 /// Sets AuditRecorded to the union of what the stored condition lists and `done`, or to
 /// False with the error. Upstream writes it on its own after each event; here it rides
 /// along with the execution's next write (see [`super::deferred`]), unless the coalescing
@@ -141,22 +168,7 @@ async fn set_condition(ctx: &Ctx, key: &ExecKey, done: &[&'static str], error: O
     let done = done.to_vec();
     let error = error.map(str::to_owned);
     let edit = move |obj: &WorkflowExecution, status: &mut WorkflowExecutionStatus, now| {
-        let mut types = recorded_types(status);
-        types.extend(
-            done.iter()
-                .filter(|t| !types.contains(t))
-                .collect::<Vec<_>>(),
-        );
-        let listed: Vec<&str> = EVENT_TYPES
-            .into_iter()
-            .filter(|t| types.contains(t))
-            .collect();
-        let listed = listed.join(", ");
-        let update = match &error {
-            None => conditions::audit_recorded(&listed),
-            Some(e) => conditions::audit_failed(&format!("{e} (recorded: {listed})")),
-        };
-        transitions::set_condition(obj, status, update, now)
+        list_recorded(obj, status, &done, error.as_deref(), now)
     };
     let window = ctx.config.status_coalesce_window;
     if !window.is_zero() {
@@ -176,6 +188,60 @@ async fn set_condition(ctx: &Ctx, key: &ExecKey, done: &[&'static str], error: O
     }
 }
 
+/// Records the events a transition's write already listed in AuditRecorded. A failure is
+/// written at once: the condition turns False and lists only what was recorded, so the
+/// sweep regenerates the rest.
+pub async fn record_listed(ctx: &Ctx, obj: &WorkflowExecution, kinds: &[AuditKind]) {
+    let key = ExecKey::of(obj);
+    for (i, kind) in kinds.iter().enumerate() {
+        let Err(e) = ctx.audit.record(obj, kind).await else {
+            continue;
+        };
+        ctx.metrics.audit_write_failed();
+        tracing::error!(execution = %key, event = kind.event_type(), error = %e, "audit write failed");
+        let unrecorded: Vec<&'static str> = kinds[i..].iter().map(AuditKind::event_type).collect();
+        let error = e.to_string();
+        let res = update_status(ctx, &key, |obj, status, now| {
+            let mut listed = recorded_types(status);
+            listed.retain(|t| !unrecorded.contains(t));
+            // Rebuild the condition from what was really recorded.
+            status
+                .conditions
+                .retain(|c| c.type_ != conditions::types::AUDIT_RECORDED);
+            list_recorded(obj, status, &listed, Some(&error), now);
+            Edit::Write
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(execution = %key, error = %e, "writing AuditRecorded=False failed");
+        }
+        return;
+    }
+}
+
+/// Replays the intents an earlier process left (see [`super::intents`]): regenerates the
+/// events their executions imply now. An intent whose write never committed implies none.
+async fn replay_intents(ctx: &Ctx) {
+    let left = ctx.audit.take_leftover_intents();
+    if !left.is_empty() {
+        tracing::info!(
+            intents = left.len(),
+            "replaying audit intents an earlier process left"
+        );
+    }
+    for intent in left {
+        let Some(obj) = ctx.index.get(&intent.key()) else {
+            continue;
+        };
+        let kinds: Vec<AuditKind> = expected_kinds(&obj)
+            .into_iter()
+            .filter(|k| intent.types.iter().any(|t| t == k.event_type()))
+            .collect();
+        record(ctx, &obj, &kinds).await;
+    }
+    ctx.audit.intents().replayed();
+}
+
 /// Whether every event the execution implies is recorded (and AuditRecorded is True).
 pub fn audit_complete(obj: &WorkflowExecution) -> bool {
     let ok = obj.status.as_ref().is_some_and(|s| {
@@ -193,6 +259,7 @@ pub async fn run(ctx: SharedCtx, shutdown: CancellationToken) {
         _ = shutdown.cancelled() => return,
         _ = ctx.index.wait_synced() => {}
     }
+    replay_intents(&ctx).await;
     let mut tick = tokio::time::interval(ctx.config.audit_resync_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

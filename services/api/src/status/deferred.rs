@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 use wfe_k8s::{WorkflowExecution, WorkflowExecutionStatus};
 
-use super::{Edit, update_status};
+use super::flush_deferred;
 use crate::ctx::SharedCtx;
 use crate::store::ExecKey;
 
@@ -137,7 +137,7 @@ pub async fn run(ctx: SharedCtx, shutdown: CancellationToken) {
 
 /// A write carrying only the deferred edits of `key`.
 async fn flush(ctx: &SharedCtx, key: &ExecKey) {
-    if let Err(e) = update_status(ctx, key, |_, _, _| Edit::Skip).await {
+    if let Err(e) = flush_deferred(ctx, key).await {
         tracing::warn!(execution = %key, error = %e, "writing deferred status edits failed; they are recovered later");
         ctx.deferred.forget(key);
     }

@@ -21,6 +21,7 @@ use crate::store::{ExecKey, phase_of};
 
 pub mod audit_sync;
 pub mod deferred;
+pub mod intents;
 pub mod report;
 pub mod transitions;
 
@@ -53,6 +54,9 @@ pub struct Committed {
     pub from: Phase,
     /// Phase after.
     pub to: Phase,
+    /// The write listed the transition's events in AuditRecorded (an intent covers them
+    /// until they are recorded, see [`intents`]).
+    pub audit_listed: bool,
 }
 
 /// What an update closure decided.
@@ -67,27 +71,47 @@ const MAX_ATTEMPTS: usize = 8;
 
 /// Reads, edits and writes the status of one execution, retrying on conflict. `edit` gets
 /// the current object, the status to edit and `now`; it may be called more than once.
-pub async fn update_status<F>(ctx: &Ctx, key: &ExecKey, mut edit: F) -> Result<Option<Committed>>
+pub async fn update_status<F>(ctx: &Ctx, key: &ExecKey, edit: F) -> Result<Option<Committed>>
+where
+    F: FnMut(&WorkflowExecution, &mut WorkflowExecutionStatus, Timestamp) -> Edit,
+{
+    update(ctx, key, edit, false).await
+}
+
+/// Writes the deferred edits of `key` on their own (their window ended).
+pub async fn flush_deferred(ctx: &Ctx, key: &ExecKey) -> Result<Option<Committed>> {
+    update(ctx, key, |_, _, _| Edit::Skip, true).await
+}
+
+/// [`update_status`]; with `flush`, the deferred edits are written even when `edit` skips
+/// (otherwise they only ride along with a write `edit` asks for).
+async fn update<F>(ctx: &Ctx, key: &ExecKey, mut edit: F, flush: bool) -> Result<Option<Committed>>
 where
     F: FnMut(&WorkflowExecution, &mut WorkflowExecutionStatus, Timestamp) -> Edit,
 {
     let lock = ctx.writer.lock_for(key);
     let result = {
         let _guard = lock.lock().await;
-        write_loop(ctx, key, &mut edit).await
+        write_loop(ctx, key, &mut edit, flush).await
     };
     drop(lock);
     ctx.writer.tidy(key);
-    let committed = result?;
-    if let Some(c) = &committed
-        && c.from != c.to
-    {
-        after_transition(ctx, c).await;
+    let Some((committed, intent)) = result? else {
+        return Ok(None);
+    };
+    if committed.from != committed.to {
+        after_transition(ctx, &committed).await;
     }
-    Ok(committed)
+    drop(intent); // its events are recorded (or the failure is written)
+    Ok(Some(committed))
 }
 
-async fn write_loop<F>(ctx: &Ctx, key: &ExecKey, edit: &mut F) -> Result<Option<Committed>>
+async fn write_loop<F>(
+    ctx: &Ctx,
+    key: &ExecKey,
+    edit: &mut F,
+    flush: bool,
+) -> Result<Option<(Committed, Option<intents::IntentGuard>)>>
 where
     F: FnMut(&WorkflowExecution, &mut WorkflowExecutionStatus, Timestamp) -> Edit,
 {
@@ -108,15 +132,18 @@ where
         let mut status = base.clone();
         let status = match edit(&current, &mut status, now) {
             Edit::Write => status,
-            Edit::Skip if deferred_changed => base,
+            Edit::Skip if flush && deferred_changed => base,
             Edit::Skip => {
-                ctx.deferred.committed(key, deferred.len()); // they change nothing now
+                if flush {
+                    ctx.deferred.committed(key, deferred.len()); // they change nothing now
+                }
                 return Ok(None);
             }
         };
         let from = phase_of(&current);
         let mut next = current.clone();
         next.status = Some(status);
+        let intent = list_audit(ctx, key, &current, &mut next, from, now);
         match api
             .replace_status(&key.name, &PostParams::default(), &next)
             .await
@@ -125,11 +152,13 @@ where
                 ctx.deferred.committed(key, deferred.len());
                 let to = phase_of(&stored);
                 ctx.index.apply(stored.clone());
-                return Ok(Some(Committed {
+                let committed = Committed {
                     obj: stored,
                     from,
                     to,
-                }));
+                    audit_listed: intent.is_some(),
+                };
+                return Ok(Some((committed, intent)));
             }
             Err(e) if is_conflict(&e) => current = fetch(ctx, key).await?,
             Err(e) if is_not_found(&e) => {
@@ -163,17 +192,60 @@ async fn fetch(ctx: &Ctx, key: &ExecKey) -> Result<WorkflowExecution> {
 
 /// The audit events of a committed transition, in order.
 pub fn audit_kinds(c: &Committed) -> Vec<AuditKind> {
-    let status = c.obj.status.clone().unwrap_or_default();
+    audit_kinds_between(c.obj.status.as_ref(), c.from, c.to)
+}
+
+/// The audit events of a transition from `from` to `to` ending in `status`, in order.
+fn audit_kinds_between(
+    status: Option<&WorkflowExecutionStatus>,
+    from: Phase,
+    to: Phase,
+) -> Vec<AuditKind> {
+    let Some(status) = status else {
+        return Vec::new();
+    };
+    if from == to {
+        return Vec::new();
+    }
     let mut kinds = Vec::new();
     let started = status.start_time.is_some();
-    if c.from == Phase::Pending
+    if from == Phase::Pending
         && started
-        && matches!(c.to, Phase::Running | Phase::Completed | Phase::Failed)
+        && matches!(to, Phase::Running | Phase::Completed | Phase::Failed)
     {
         kinds.push(AuditKind::Started);
     }
-    kinds.extend(audit_sync::terminal_kind(&status, c.to));
+    kinds.extend(audit_sync::terminal_kind(status, to));
     kinds
+}
+
+/// Lists a transition's events in the AuditRecorded condition of the write that makes it,
+/// behind a synced intent. Without the intent (the journal failed) the condition is left
+/// alone and written after the events are recorded, as upstream does.
+fn list_audit(
+    ctx: &Ctx,
+    key: &ExecKey,
+    current: &WorkflowExecution,
+    next: &mut WorkflowExecution,
+    from: Phase,
+    now: Timestamp,
+) -> Option<intents::IntentGuard> {
+    let to = phase_of(next);
+    let kinds = audit_kinds_between(next.status.as_ref(), from, to);
+    if kinds.is_empty() {
+        return None;
+    }
+    let types: Vec<&'static str> = kinds.iter().map(AuditKind::event_type).collect();
+    let intent = match ctx.audit.intents().begin(key, &types) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(execution = %key, error = %e, "audit intent journal failed; AuditRecorded follows the events");
+            return None;
+        }
+    };
+    let status = next.status.get_or_insert_with(Default::default);
+    audit_sync::list_recorded(current, status, &types, None, now);
+    Some(intent)
 }
 
 /// Effects of a committed phase change: audit and metrics (a terminal holder frees its
@@ -193,7 +265,11 @@ async fn after_transition_inner(ctx: &Ctx, c: &Committed) {
     if c.to.is_terminal() {
         record_terminal_metrics(ctx, c);
     }
-    audit_sync::record(ctx, &c.obj, &kinds).await;
+    if c.audit_listed {
+        audit_sync::record_listed(ctx, &c.obj, &kinds).await;
+    } else {
+        audit_sync::record(ctx, &c.obj, &kinds).await;
+    }
 }
 
 fn record_terminal_metrics(ctx: &Ctx, c: &Committed) {
