@@ -8,7 +8,8 @@
 //! leaves the intent: at the next start it is replayed, regenerating the events that the
 //! stored execution implies (a write that never committed implies none, and event ids are
 //! stable, so a replay of recorded ones is dropped by the sink). The journal is emptied
-//! whenever no intent is outstanding.
+//! when it has grown past a size and no intent is outstanding (emptying it after every
+//! intent made each sync a metadata commit: measured, accept p99 went from 11 to 118 ms).
 //!
 //! ```text
 //!  intent ──sync──► status write (phase + AuditRecorded) ──commit──► record events ──► done
@@ -47,6 +48,8 @@ impl Intent {
 
 struct State {
     file: File,
+    /// Bytes appended since the journal was last emptied.
+    len: u64,
     outstanding: usize,
     /// Intents of an earlier process are in the file until replayed.
     replay_pending: bool,
@@ -55,8 +58,13 @@ struct State {
 /// The journal file.
 pub struct IntentJournal {
     path: PathBuf,
+    /// Empty the journal once it is longer than this (and nothing is outstanding).
+    compact_over: u64,
     state: parking_lot::Mutex<State>,
 }
+
+/// Default journal size at which it is emptied when idle.
+const COMPACT_OVER: u64 = 1 << 20;
 
 impl std::fmt::Debug for IntentJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,6 +82,14 @@ pub struct IntentGuard {
 impl IntentJournal {
     /// Opens (creating) the journal and returns the intents an earlier process left.
     pub fn open(path: &Path) -> std::io::Result<(Arc<Self>, Vec<Intent>)> {
+        Self::open_compacting_over(path, COMPACT_OVER)
+    }
+
+    /// [`Self::open`], emptying the journal once it is longer than `compact_over` bytes.
+    pub fn open_compacting_over(
+        path: &Path,
+        compact_over: u64,
+    ) -> std::io::Result<(Arc<Self>, Vec<Intent>)> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -88,30 +104,51 @@ impl IntentJournal {
             // A torn last line (a crash mid-append) belongs to a write that never happened.
             .filter_map(|l| serde_json::from_str(&l).ok())
             .collect();
+        let len = file.metadata()?.len();
         let state = State {
             file,
+            len,
             outstanding: 0,
             replay_pending: !left.is_empty(),
         };
         let journal = Arc::new(Self {
             path: path.to_owned(),
+            compact_over,
             state: parking_lot::Mutex::new(state),
         });
         Ok((journal, left))
     }
 
-    /// Appends and syncs an intent; it is outstanding until the guard drops.
-    pub fn begin(self: &Arc<Self>, key: &ExecKey, types: &[&str]) -> std::io::Result<IntentGuard> {
+    /// Appends and syncs an intent (on the blocking pool: a sync must not stall the
+    /// runtime's workers); it is outstanding until the guard drops.
+    pub async fn begin(
+        self: &Arc<Self>,
+        key: &ExecKey,
+        types: &[&str],
+    ) -> std::io::Result<IntentGuard> {
+        let journal = self.clone();
+        let (key, types) = (key.clone(), types.iter().map(|t| (*t).to_owned()).collect());
+        tokio::task::spawn_blocking(move || journal.begin_blocking(&key, types))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    fn begin_blocking(
+        self: &Arc<Self>,
+        key: &ExecKey,
+        types: Vec<String>,
+    ) -> std::io::Result<IntentGuard> {
         let intent = Intent {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
-            types: types.iter().map(|t| (*t).to_owned()).collect(),
+            types,
         };
         let mut line = serde_json::to_vec(&intent).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let mut state = self.state.lock();
         state.file.write_all(&line)?;
         state.file.sync_data()?;
+        state.len += line.len() as u64;
         state.outstanding += 1;
         Ok(IntentGuard {
             journal: self.clone(),
@@ -122,15 +159,18 @@ impl IntentJournal {
     pub fn replayed(&self) {
         let mut state = self.state.lock();
         state.replay_pending = false;
-        Self::truncate_if_idle(&mut state, &self.path);
+        self.truncate_if_idle(&mut state, 0);
     }
 
-    fn truncate_if_idle(state: &mut State, path: &Path) {
-        if state.outstanding == 0
-            && !state.replay_pending
-            && let Err(e) = state.file.set_len(0)
-        {
-            tracing::warn!(path = %path.display(), error = %e, "emptying the audit intent journal failed");
+    fn truncate_if_idle(&self, state: &mut State, over: u64) {
+        if state.outstanding > 0 || state.replay_pending || state.len <= over {
+            return;
+        }
+        match state.file.set_len(0) {
+            Ok(()) => state.len = 0,
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "emptying the audit intent journal failed")
+            }
         }
     }
 }
@@ -139,7 +179,8 @@ impl Drop for IntentGuard {
     fn drop(&mut self) {
         let mut state = self.journal.state.lock();
         state.outstanding = state.outstanding.saturating_sub(1);
-        IntentJournal::truncate_if_idle(&mut state, &self.journal.path);
+        self.journal
+            .truncate_if_idle(&mut state, self.journal.compact_over);
     }
 }
 
@@ -155,28 +196,52 @@ mod tests {
         }
     }
 
-    #[test]
-    fn outstanding_intents_survive_a_restart_and_done_ones_do_not() {
+    #[tokio::test]
+    async fn outstanding_intents_survive_a_restart_and_done_ones_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("intents.jsonl");
-        let (j, left) = IntentJournal::open(&path).unwrap();
+        let (j, left) = IntentJournal::open_compacting_over(&path, 0).unwrap();
         assert!(left.is_empty());
-        let done = j.begin(&key("a"), &["t.started"]).unwrap();
-        let open = j.begin(&key("b"), &["t.completed"]).unwrap();
+        let done = j.begin(&key("a"), &["t.started"]).await.unwrap();
+        let open = j.begin(&key("b"), &["t.completed"]).await.unwrap();
         drop(done);
         std::mem::forget(open); // the process dies with it outstanding
         drop(j);
-        let (j, left) = IntentJournal::open(&path).unwrap();
+        let (j, left) = IntentJournal::open_compacting_over(&path, 0).unwrap();
         assert_eq!(left.len(), 2, "not emptied while one was outstanding");
         assert_eq!(left[1].key(), key("b"));
         assert_eq!(left[1].types, vec!["t.completed".to_owned()]);
         // Not emptied before the replay, even when nothing is outstanding.
-        drop(j.begin(&key("c"), &["t.started"]).unwrap());
+        drop(j.begin(&key("c"), &["t.started"]).await.unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
         j.replayed();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-        drop(j.begin(&key("d"), &["t.started"]).unwrap());
+        drop(j.begin(&key("d"), &["t.started"]).await.unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    }
+
+    #[tokio::test]
+    async fn an_idle_journal_is_emptied_only_past_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intents.jsonl");
+        let (j, _) = IntentJournal::open_compacting_over(&path, 200).unwrap();
+        for i in 0..3 {
+            drop(
+                j.begin(&key(&format!("e{i}")), &["t.started"])
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+        for i in 3..10 {
+            drop(
+                j.begin(&key(&format!("e{i}")), &["t.started"])
+                    .await
+                    .unwrap(),
+            );
+        }
+        let left = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(left < 10, "emptied once past 200 bytes: {left} lines");
     }
 
     #[test]

@@ -143,7 +143,7 @@ where
         let from = phase_of(&current);
         let mut next = current.clone();
         next.status = Some(status);
-        let intent = list_audit(ctx, key, &current, &mut next, from, now);
+        let intent = list_audit(ctx, key, &current, &mut next, from, now).await;
         match api
             .replace_status(&key.name, &PostParams::default(), &next)
             .await
@@ -222,7 +222,7 @@ fn audit_kinds_between(
 /// Lists a transition's events in the AuditRecorded condition of the write that makes it,
 /// behind a synced intent. Without the intent (the journal failed) the condition is left
 /// alone and written after the events are recorded, as upstream does.
-fn list_audit(
+async fn list_audit(
     ctx: &Ctx,
     key: &ExecKey,
     current: &WorkflowExecution,
@@ -236,7 +236,7 @@ fn list_audit(
         return None;
     }
     let types: Vec<&'static str> = kinds.iter().map(AuditKind::event_type).collect();
-    let intent = match ctx.audit.intents().begin(key, &types) {
+    let intent = match ctx.audit.intents().begin(key, &types).await {
         Ok(i) => i,
         Err(e) => {
             tracing::warn!(execution = %key, error = %e, "audit intent journal failed; AuditRecorded follows the events");
