@@ -30,6 +30,22 @@ pub const KINDS: [(&str, &str, &str, &str); 5] = [
     ("", "v1", "Event", "events"),
 ];
 
+/// Label of agent liveness Leases: renewed per agent and heartbeat, not per execution.
+pub const AGENT_LIVENESS: &str = "Lease (agent liveness)";
+/// Label of target-lock Leases.
+pub const TARGET_LOCK: &str = "Lease (target lock)";
+
+/// Leases split by role (the API names agent liveness Leases `wfe-agent-…`).
+fn lease_role(kind: &'static str, obj: &DynamicObject) -> &'static str {
+    if kind != "Lease" {
+        return kind;
+    }
+    match obj.metadata.name.as_deref() {
+        Some(n) if n.starts_with("wfe-agent-") => AGENT_LIVENESS,
+        _ => TARGET_LOCK,
+    }
+}
+
 /// Write counts by (kind, event type).
 pub type Counts = BTreeMap<(&'static str, &'static str), u64>;
 
@@ -125,7 +141,7 @@ impl WriteCounter {
                     WatchEvent::Error(e) => anyhow::bail!("watch error: {}", e.message),
                 };
                 rv = obj.metadata.resource_version.clone().unwrap_or(rv);
-                self.count(kind, ty);
+                self.count(lease_role(kind, &obj), ty);
                 if kind == "WorkflowExecution" {
                     self.note_execution(&obj, at);
                     self.classify(&obj, ty);
@@ -135,6 +151,7 @@ impl WriteCounter {
     }
 
     fn count(&self, kind: &'static str, ty: &'static str) {
+        // (kind is a label of the report from here on)
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         *c.entry((kind, ty)).or_default() += 1;
     }
