@@ -1,6 +1,7 @@
 //! Fewer status writes: a report that changes no phase (the primitive was created) waits for
-//! the execution's next write, or is written alone when the coalescing window ends; each
-//! transition's write lists its own audit events in AuditRecorded (behind an intent).
+//! the execution's next write, or is written alone when the coalescing window ends, and so
+//! does the started event's AuditRecorded; a terminal write lists its own events (behind an
+//! intent).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -135,8 +136,8 @@ async fn edits_without_a_phase_change_ride_along_with_the_next_write() {
         .expect("AuditRecorded stored");
     assert_eq!(
         phase_of(first_audit),
-        "Running",
-        "listed by the Running write"
+        "Completed",
+        "the started event rode along with the Completed write"
     );
     assert!(
         audit_message(first_audit)

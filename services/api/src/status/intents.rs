@@ -1,5 +1,5 @@
-//! Write-ahead intents for the audit events of a transition, so the AuditRecorded condition
-//! can be written in the transition's own status write.
+//! Write-ahead intents for the audit events of a terminal transition, so the AuditRecorded
+//! condition can be written in the transition's own status write.
 //!
 //! The events of a transition can only be built after it commits (the commit decides it),
 //! yet the condition listing them goes in the same write. So before the write, the

@@ -219,9 +219,12 @@ fn audit_kinds_between(
     kinds
 }
 
-/// Lists a transition's events in the AuditRecorded condition of the write that makes it,
-/// behind a synced intent. Without the intent (the journal failed) the condition is left
-/// alone and written after the events are recorded, as upstream does.
+/// Lists a terminal transition's events in the AuditRecorded condition of the write that
+/// makes it, behind a synced intent. Without the intent (the journal failed) the condition
+/// is left alone and written after the events are recorded, as upstream does.
+///
+/// Only terminal writes: the sync can stall on a busy disk, and Running must not wait for
+/// it (the started event's condition rides along with a later write, see [`deferred`]).
 async fn list_audit(
     ctx: &Ctx,
     key: &ExecKey,
@@ -231,6 +234,9 @@ async fn list_audit(
     now: Timestamp,
 ) -> Option<intents::IntentGuard> {
     let to = phase_of(next);
+    if !to.is_terminal() {
+        return None;
+    }
     let kinds = audit_kinds_between(next.status.as_ref(), from, to);
     if kinds.is_empty() {
         return None;
