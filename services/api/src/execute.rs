@@ -149,6 +149,9 @@ pub async fn execute(
         }
     };
     ctx.index.apply(created.clone());
+    if decision.allowed {
+        dispatcher.note_accepted(&me, std::time::Instant::now());
+    }
     let committed = initialize(ctx, dispatcher, &me, &valid, &req, &decision).await;
     let stored = match committed {
         Ok(c) => c,

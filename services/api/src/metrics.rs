@@ -127,7 +127,7 @@ impl Metrics {
         r.register("skips", "Executions skipped by admission", m.skips.clone());
         r.register(
             "dispatch_latency_seconds",
-            "Time from acceptance to assignment",
+            "Time from acceptance (the resource persisted) to the assignment persisted",
             m.dispatch_latency.clone(),
         );
         r.register(

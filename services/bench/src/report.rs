@@ -203,7 +203,7 @@ fn print_histogram(h: &Histogram) {
     };
     println!(
         "  {:<44} n={:<5} p50 {:>10}  p99 {:>10}  mean {mean:.1} ms  (API histogram, from \
-         creationTimestamp, which has 1 s resolution: biased up by up to 1 s)",
+         the resource persisted to the assignment persisted; bucket bounds)",
         "API dispatch_latency_seconds",
         h.count,
         fmt(0.5),

@@ -68,7 +68,15 @@ pub struct Dispatcher {
     reserving: Mutex<()>,
     started: Instant,
     wake: Notify,
+    /// When executions accepted here were persisted, for the dispatch latency
+    /// (creationTimestamp has whole seconds only; it is the fallback after a restart or
+    /// for another replica's executions).
+    accepted_at: Mutex<HashMap<ExecKey, Instant>>,
 }
+
+/// Entries of `accepted_at` kept at most; older ones go first when it is full (an
+/// execution cancelled while Pending is never assigned).
+const ACCEPTED_AT_MAX: usize = 10_000;
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,7 +110,22 @@ impl Dispatcher {
             reserving: Mutex::default(),
             started: Instant::now(),
             wake: Notify::new(),
+            accepted_at: Mutex::default(),
         })
+    }
+
+    /// Notes that an execution accepted here was persisted at `at` and waits for dispatch.
+    pub fn note_accepted(&self, key: &ExecKey, at: Instant) {
+        let mut m = self.accepted_at.lock();
+        if m.len() >= ACCEPTED_AT_MAX {
+            if let Some(cutoff) = Instant::now().checked_sub(Duration::from_secs(3600)) {
+                m.retain(|_, t| *t > cutoff);
+            }
+            if m.len() >= ACCEPTED_AT_MAX {
+                m.clear();
+            }
+        }
+        m.insert(key.clone(), at);
     }
 
     /// Whether a command is due: never sent, or unacknowledged past the ack timeout.
@@ -359,6 +382,13 @@ impl Dispatcher {
     }
 
     fn observe_latency(&self, obj: &WorkflowExecution) {
+        if let Some(at) = self.accepted_at.lock().remove(&ExecKey::of(obj)) {
+            self.ctx
+                .metrics
+                .dispatch_latency
+                .observe(at.elapsed().as_secs_f64());
+            return;
+        }
         if let Some(created) = &obj.metadata.creation_timestamp {
             let secs = Timestamp::now()
                 .duration_since(created.0)
