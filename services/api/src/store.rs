@@ -251,7 +251,7 @@ impl Index {
     fn upsert(&self, mut obj: WorkflowExecution) -> SharedKey {
         compact(&mut obj);
         let key = ExecKey::of(&obj);
-        let (key, change) = {
+        let key = {
             let mut inner = self.inner.write();
             let (key, kind) = match inner.objects.get_key_value(&key) {
                 Some((shared, cur)) => {
@@ -269,24 +269,27 @@ impl Index {
             inner.index(&key, &obj);
             let obj = Arc::new(obj);
             inner.objects.insert(key.clone(), obj.clone());
-            (key, inner.push(kind, obj, self.ring_size))
+            let change = inner.push(kind, obj, self.ring_size);
+            // Under the lock: streams must receive changes in seq order (they drop a seq
+            // at or below the last one they forwarded).
+            self.publish(change);
+            key
         };
-        self.publish(change);
         key
     }
 
     /// Removes an object.
     pub fn delete(&self, obj: &WorkflowExecution) {
         let key = ExecKey::of(obj);
-        let change = {
+        {
             let mut inner = self.inner.write();
             let Some((key, old)) = inner.objects.remove_entry(&key) else {
                 return;
             };
             inner.unindex(&key, &old);
-            inner.push(ChangeKind::Deleted, old, self.ring_size)
-        };
-        self.publish(change);
+            let change = inner.push(ChangeKind::Deleted, old, self.ring_size);
+            self.publish(change); // under the lock, see `upsert`
+        }
     }
 
     /// Replaces everything of `namespace` with a fresh list (after a (re)list).
@@ -504,6 +507,32 @@ mod tests {
         w.metadata.resource_version = Some(rv.into());
         w.metadata.uid = Some("u".into());
         w
+    }
+
+    #[test]
+    fn concurrent_applies_reach_subscribers_in_seq_order() {
+        // Watch streams drop a change whose seq is not above the last one they forwarded,
+        // so publishing out of order would lose events.
+        let idx = Index::new(10);
+        let (mut rx, _, _) = idx.subscribe();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let idx = &idx;
+                s.spawn(move || {
+                    for i in 0..500 {
+                        idx.apply(wfe(&format!("t{t}-{i}"), "1", "x"));
+                    }
+                });
+            }
+        });
+        let mut last = 0;
+        let mut n = 0;
+        while let Ok(c) = rx.try_recv() {
+            assert!(c.seq > last, "seq {} after {last}", c.seq);
+            last = c.seq;
+            n += 1;
+        }
+        assert_eq!(n, 2000);
     }
 
     #[test]
