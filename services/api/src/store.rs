@@ -251,30 +251,27 @@ impl Index {
     fn upsert(&self, mut obj: WorkflowExecution) -> SharedKey {
         compact(&mut obj);
         let key = ExecKey::of(&obj);
-        let key = {
-            let mut inner = self.inner.write();
-            let (key, kind) = match inner.objects.get_key_value(&key) {
-                Some((shared, cur)) => {
-                    let same_uid = cur.uid() == obj.uid();
-                    match (rv_of(cur), rv_of(&obj)) {
-                        (Some(a), Some(b)) if same_uid && b <= a => return shared.clone(),
-                        _ => (shared.clone(), ChangeKind::Modified),
-                    }
+        let mut inner = self.inner.write();
+        let (key, kind) = match inner.objects.get_key_value(&key) {
+            Some((shared, cur)) => {
+                let same_uid = cur.uid() == obj.uid();
+                match (rv_of(cur), rv_of(&obj)) {
+                    (Some(a), Some(b)) if same_uid && b <= a => return shared.clone(),
+                    _ => (shared.clone(), ChangeKind::Modified),
                 }
-                None => (Arc::new(key), ChangeKind::Added),
-            };
-            if let Some(old) = inner.objects.get(&key).cloned() {
-                inner.unindex(&key, &old);
             }
-            inner.index(&key, &obj);
-            let obj = Arc::new(obj);
-            inner.objects.insert(key.clone(), obj.clone());
-            let change = inner.push(kind, obj, self.ring_size);
-            // Under the lock: streams must receive changes in seq order (they drop a seq
-            // at or below the last one they forwarded).
-            self.publish(change);
-            key
+            None => (Arc::new(key), ChangeKind::Added),
         };
+        if let Some(old) = inner.objects.get(&key).cloned() {
+            inner.unindex(&key, &old);
+        }
+        inner.index(&key, &obj);
+        let obj = Arc::new(obj);
+        inner.objects.insert(key.clone(), obj.clone());
+        let change = inner.push(kind, obj, self.ring_size);
+        // Under the lock: streams must receive changes in seq order (they drop a seq
+        // at or below the last one they forwarded).
+        self.publish(change);
         key
     }
 
