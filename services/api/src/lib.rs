@@ -25,6 +25,7 @@ pub mod dispatch;
 pub mod error;
 pub mod execute;
 pub mod grpc;
+pub mod leases;
 pub mod lock;
 pub mod metrics;
 pub mod server;

@@ -16,13 +16,11 @@
 //!                                                    └──idle TTL──► deleted
 //! ```
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{DeleteParams, ObjectMeta, PostParams, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +38,7 @@ pub enum Acquire {
 }
 
 /// Label selecting the target locks (the agent liveness Leases live in the same namespace).
-const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "wfe-target-lock");
+const COMPONENT: (&str, &str) = (crate::leases::COMPONENT_LABEL, "wfe-target-lock");
 
 /// The target locks as last seen by the reflector: a hint, never trusted for a write
 /// without the resourceVersion precondition.
@@ -85,23 +83,7 @@ impl LockCache {
 impl LockReflector {
     /// Keeps the cache current until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let config = watcher::Config::default().labels(&format!("{}={}", COMPONENT.0, COMPONENT.1));
-        // Only holder, times and resourceVersion are read: keep the cached leases small.
-        let leases = watcher(self.api, config).modify(|l| l.managed_fields_mut().clear());
-        let stream = reflector::reflector(self.writer, leases)
-            .default_backoff()
-            .touched_objects();
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                next = stream.next() => match next {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => tracing::warn!(error = %e, "target lock watch failed; retrying"),
-                    None => return,
-                },
-            }
-        }
+        crate::leases::reflect(self.api, self.writer, COMPONENT.1, "target lock", shutdown).await;
     }
 }
 

@@ -19,14 +19,7 @@ async fn intents_left_by_a_dead_process_are_replayed_at_start() {
     let mut ag = agent::connect(&api, "job-local", agent::hello("a1", "", "job", vec![]))
         .await
         .unwrap();
-    let name = c
-        .execute_workflow(execute_req("default/Deployment/w", "wf-1", ""))
-        .await
-        .unwrap()
-        .into_inner()
-        .execution
-        .unwrap()
-        .name;
+    let name = start_execution(&mut c, "default/Deployment/w", "wf-1").await;
     let assign = ag.next_assign().await;
     ag.ack(&assign.assignment_id).await;
     ag.report(agent::report(&assign, PrimitivePhase::Succeeded))

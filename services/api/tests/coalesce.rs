@@ -54,14 +54,7 @@ async fn edits_without_a_phase_change_ride_along_with_the_next_write() {
         })
     };
 
-    let quick = c
-        .execute_workflow(execute_req("default/Deployment/quick", "wf-1", ""))
-        .await
-        .unwrap()
-        .into_inner()
-        .execution
-        .unwrap()
-        .name;
+    let quick = start_execution(&mut c, "default/Deployment/quick", "wf-1").await;
     let assign = ag.next_assign().await;
     ag.ack(&assign.assignment_id).await;
     ag.report(agent::report(&assign, PrimitivePhase::Pending))
@@ -82,14 +75,7 @@ async fn edits_without_a_phase_change_ride_along_with_the_next_write() {
     )
     .await;
 
-    let slow = c
-        .execute_workflow(execute_req("default/Deployment/slow", "wf-1", ""))
-        .await
-        .unwrap()
-        .into_inner()
-        .execution
-        .unwrap()
-        .name;
+    let slow = start_execution(&mut c, "default/Deployment/slow", "wf-1").await;
     let assign = ag.next_assign().await;
     ag.ack(&assign.assignment_id).await;
     ag.report(agent::report(&assign, PrimitivePhase::Pending))

@@ -12,7 +12,7 @@ use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use wfe_proto::agent::PrimitivePhase;
-use wfe_proto::v1::{self, Disposition};
+use wfe_proto::v1;
 
 const TARGET: &str = "default/Deployment/reused";
 
@@ -22,13 +22,7 @@ fn holder(l: &Lease) -> String {
 
 /// Runs one execution on TARGET to Completed and returns its name.
 async fn run_to_completion(c: &mut Client, ag: &mut FakeAgent, workflow: &str) -> String {
-    let res = c
-        .execute_workflow(execute_req(TARGET, workflow, ""))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(res.disposition, Disposition::Created as i32, "{res:?}");
-    let name = res.execution.unwrap().name;
+    let name = start_execution(c, TARGET, workflow).await;
     let assign = ag.next_assign().await;
     ag.ack(&assign.assignment_id).await;
     ag.report(agent::report(&assign, PrimitivePhase::Succeeded))

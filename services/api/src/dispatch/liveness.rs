@@ -16,13 +16,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -33,7 +31,7 @@ use crate::ctx::SharedCtx;
 use crate::error::{is_already_exists, is_conflict};
 
 /// Label selecting the agent Leases.
-const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "wfe-agent-liveness");
+const COMPONENT: (&str, &str) = (crate::leases::COMPONENT_LABEL, "wfe-agent-liveness");
 const AGENT_ID: &str = "kubernaut.ai/agent-id";
 const AGENT_ENGINE: &str = "kubernaut.ai/agent-engine";
 const AGENT_CLUSTER: &str = "kubernaut.ai/agent-cluster";
@@ -124,21 +122,7 @@ impl Liveness {
 impl Reflector {
     /// Keeps the store current until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let config = watcher::Config::default().labels(&format!("{}={}", COMPONENT.0, COMPONENT.1));
-        let stream = reflector::reflector(self.writer, watcher(self.api, config))
-            .default_backoff()
-            .touched_objects();
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                next = stream.next() => match next {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => tracing::warn!(error = %e, "agent lease watch failed; retrying"),
-                    None => return,
-                },
-            }
-        }
+        crate::leases::reflect(self.api, self.writer, COMPONENT.1, "agent lease", shutdown).await;
     }
 }
 

@@ -163,6 +163,17 @@ pub fn execute_req(target: &str, workflow_id: &str, key: &str) -> v1::ExecuteWor
     }
 }
 
+/// Sends ExecuteWorkflow (no idempotency key), expects a new execution and returns its name.
+pub async fn start_execution(c: &mut Client, target: &str, workflow_id: &str) -> String {
+    let res = c
+        .execute_workflow(execute_req(target, workflow_id, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(res.disposition, v1::Disposition::Created as i32, "{res:?}");
+    res.execution.unwrap().name
+}
+
 /// Polls `f` until it returns Some, or panics after `secs`.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
