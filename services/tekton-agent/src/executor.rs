@@ -2,6 +2,7 @@
 //! PipelineRuns.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
@@ -24,10 +25,13 @@ use wfe_k8s::tekton::{PipelineRun, TaskRun};
 use wfe_proto::agent::{Assign, Cancel, PrimitivePhase, Release, StatusReport};
 
 use crate::pipeline_run::build_pipeline_run;
-use crate::status::pipeline_run_state;
+use crate::status::{Policy, RunState, run_state};
 
 /// The engine name.
 pub const ENGINE: &str = "tekton";
+/// How often unfinished PipelineRuns are re-evaluated from the caches for time-based
+/// rules (the stuck grace): a TaskRun stuck on a missing Secret gets no further events.
+const REEVALUATE_EVERY: Duration = Duration::from_secs(5);
 
 /// Settings of the tekton executor.
 #[derive(Debug, Clone)]
@@ -47,6 +51,7 @@ struct Writers {
 pub struct TektonExecutor {
     client: Client,
     cfg: TektonExecutorConfig,
+    policy: Policy,
     runs: Store<PipelineRun>,
     tasks: Store<TaskRun>,
     writers: Mutex<Option<Writers>>,
@@ -56,6 +61,8 @@ enum Change {
     Run(String),
     Deleted(Box<PipelineRun>),
     All,
+    /// Time passed: apply the time-based rules.
+    Tick,
     Nothing,
 }
 
@@ -88,6 +95,7 @@ impl TektonExecutor {
         Self {
             client,
             cfg,
+            policy: Policy::default(),
             runs,
             tasks,
             writers: Mutex::new(Some(Writers {
@@ -95,6 +103,14 @@ impl TektonExecutor {
                 tasks: tw,
             })),
         }
+    }
+
+    /// Replaces the default [`Policy`]. A builder rather than a config field, so callers
+    /// that construct [`TektonExecutorConfig`] keep compiling with the defaults.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     fn api(&self) -> Api<PipelineRun> {
@@ -123,7 +139,7 @@ impl TektonExecutor {
         )
     }
 
-    fn observation(&self, pr: &PipelineRun, owner: &Owner, now: Timestamp) -> Observation {
+    fn state(&self, pr: &PipelineRun, owner: &Owner, now: Timestamp) -> RunState {
         let name = pr.name_any();
         let trs: Vec<Arc<TaskRun>> = self
             .tasks
@@ -132,13 +148,19 @@ impl TektonExecutor {
             .filter(|t| run_of_task(t).as_deref() == Some(name.as_str()))
             .collect();
         let trs: Vec<&TaskRun> = trs.iter().map(AsRef::as_ref).collect();
-        pipeline_run_state(pr, &trs, owner, now)
+        run_state(pr, &trs, owner, &self.policy, now)
     }
 
-    fn report_of(&self, pr: &PipelineRun, now: Timestamp) -> Option<StatusReport> {
+    fn observation(&self, pr: &PipelineRun, owner: &Owner, now: Timestamp) -> Observation {
+        self.state(pr, owner, now).observation
+    }
+
+    /// The report of a run, and whether the agent must stop it.
+    fn report_of(&self, pr: &PipelineRun, now: Timestamp) -> Option<(StatusReport, bool)> {
         let owner = owner_of(&pr.metadata)?;
-        let obs = self.observation(pr, &owner, now);
-        Some(report(&owner, Some(self.reference(pr)), &obs, now))
+        let state = self.state(pr, &owner, now);
+        let r = report(&owner, Some(self.reference(pr)), &state.observation, now);
+        Some((r, state.abort))
     }
 
     fn failed(

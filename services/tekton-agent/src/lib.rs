@@ -3,7 +3,8 @@
 //! ```text
 //!  Assign ─► pipeline_run::build_pipeline_run ─► create (or adopt by execution UID)
 //!  reflectors: PipelineRuns (owned selector), TaskRuns (engine label, inherited)
-//!      └─► status::pipeline_run_state (pure) ─► StatusReport ─► runtime
+//!      └─► status::run_state (pure) ─► StatusReport ─► runtime
+//!                 └─ stuck past the grace ─► spec.status: Cancelled
 //! ```
 
 pub mod executor;

@@ -1,4 +1,9 @@
 //! PipelineRun + its TaskRuns → an [`Observation`]. Pure, with table tests.
+//!
+//! Tekton keeps a TaskRun whose pod cannot start (a workspace Secret or ConfigMap that
+//! does not exist, an env reference to one) Pending until the pipeline's timeout, which
+//! reports a configuration mistake as DeadlineExceeded much later. [`run_state`] gives up
+//! after [`Policy::stuck_grace`] with ConfigurationError, as the job-agent does for Jobs.
 
 use std::time::Duration;
 
@@ -268,6 +273,178 @@ fn failed(
         d.exit_code = t.exit_code;
     }
     Observation::failed(d, owner)
+}
+
+/// When the agent gives up on a PipelineRun before Tekton does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// How long a TaskRun's pod may stay unable to start because a Secret or ConfigMap is
+    /// missing before the execution fails: the object rarely appears by itself, and
+    /// waiting for the pipeline timeout hides the cause behind DeadlineExceeded.
+    pub stuck_grace: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            stuck_grace: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The mapper's conclusion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunState {
+    /// What to report.
+    pub observation: Observation,
+    /// The agent decided the execution failed while the PipelineRun still runs: stop it
+    /// (`spec.status: Cancelled`). False once it is already being stopped.
+    pub abort: bool,
+}
+
+/// A TaskRun whose pod cannot start for a reason that does not heal by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckTask {
+    /// TaskRun name.
+    pub name: String,
+    /// Index in childReferences, when listed there.
+    pub index: Option<u32>,
+    /// Since when it waits: its creation (it never started a container since).
+    pub since: Timestamp,
+    /// Tekton's message (the kubelet's reason).
+    pub message: String,
+}
+
+/// [`pipeline_run_state`], plus the agent's own rule: a run still Pending/Running whose
+/// TaskRun waits on a missing Secret/ConfigMap longer than the grace has failed.
+pub fn run_state(
+    pr: &PipelineRun,
+    task_runs: &[&TaskRun],
+    owner: &Owner,
+    policy: &Policy,
+    now: Timestamp,
+) -> RunState {
+    let observation = pipeline_run_state(pr, task_runs, owner, now);
+    let unfinished = matches!(
+        observation.phase,
+        PrimitivePhase::Pending | PrimitivePhase::Running
+    );
+    let stuck = stuck_task(pr, task_runs)
+        .filter(|_| unfinished)
+        .filter(|t| waited(t.since, now) >= policy.stuck_grace);
+    let Some(task) = stuck else {
+        return RunState {
+            observation,
+            abort: false,
+        };
+    };
+    let mut failed = Observation::failed(stuck_failure(task, policy, now), owner);
+    failed.started_at = observation.started_at;
+    failed.progress = observation.progress;
+    RunState {
+        observation: failed,
+        abort: !is_stopping(pr),
+    }
+}
+
+fn waited(since: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(since)).unwrap_or_default()
+}
+
+/// The first TaskRun still Unknown whose pod cannot start on a missing reference.
+pub fn stuck_task(pr: &PipelineRun, task_runs: &[&TaskRun]) -> Option<StuckTask> {
+    task_runs.iter().find_map(|tr| {
+        let status = tr.status.as_ref()?;
+        let cond = succeeded(&status.conditions).filter(|c| c.status == "Unknown")?;
+        let message = cond.message.clone().unwrap_or_default();
+        let reason = cond.reason.as_deref().unwrap_or("");
+        let blocked = match reason {
+            "CreateContainerConfigError" => true,
+            "Pending" => is_missing_reference(&message),
+            _ => false,
+        };
+        if !blocked {
+            return None;
+        }
+        let name = tr.metadata.name.clone().unwrap_or_default();
+        let since = tr
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .or(cond.last_transition_time.as_ref())?
+            .0;
+        Some(StuckTask {
+            index: child_index(pr, &name),
+            name,
+            since,
+            message,
+        })
+    })
+}
+
+fn child_index(pr: &PipelineRun, name: &str) -> Option<u32> {
+    let children = &pr.status.as_ref()?.child_references;
+    let i = children.iter().position(|c| c.name == name)?;
+    u32::try_from(i).ok()
+}
+
+/// Tekton copies the pod's waiting message (`build step "step-x" is pending with reason
+/// "secret \"x\" not found"`) or condition message (`... MountVolume.SetUp failed for
+/// volume \"ws-x\" : secret \"x\" not found`) into the TaskRun, quotes escaped; the
+/// kubelet says `couldn't find key k in Secret ns/x` for a missing key. Anything else
+/// pending (scheduling, a slow image pull, other mount errors) may still heal.
+fn is_missing_reference(message: &str) -> bool {
+    let msg = unescaped(message).to_ascii_lowercase();
+    let names_object = ["secret \"", "configmap \""]
+        .iter()
+        .any(|w| msg.contains(w));
+    (names_object && msg.contains("not found"))
+        || msg.contains("couldn't find key")
+        || msg.contains("createcontainerconfigerror")
+}
+
+fn unescaped(message: &str) -> String {
+    message.replace('\\', "")
+}
+
+/// `secret "x"` / `configmap "x"` as the message names it, for a message a person reads.
+fn missing_object(message: &str) -> Option<String> {
+    let msg = unescaped(message);
+    let lower = msg.to_ascii_lowercase();
+    ["secret \"", "configmap \""].iter().find_map(|w| {
+        let start = lower.find(w)?;
+        let name_at = start + w.len();
+        let end = name_at + msg[name_at..].find('"')?;
+        Some(format!(
+            "{}\"{}\"",
+            &msg[start..start + w.len() - 1],
+            &msg[name_at..end]
+        ))
+    })
+}
+
+fn stuck_failure(task: StuckTask, policy: &Policy, now: Timestamp) -> FailureDetails {
+    let what = missing_object(&task.message)
+        .map(|o| format!("{o} not found"))
+        .unwrap_or_else(|| "a referenced Secret or ConfigMap is missing".into());
+    let message = format!(
+        "TaskRun {} could not start for {}s: {what}; failing instead of waiting for the pipeline timeout (Tekton: {})",
+        task.name,
+        policy.stuck_grace.as_secs(),
+        unescaped(&task.message)
+    );
+    let mut d = FailureDetails::new(FailureReason::ConfigurationError, message, false, now);
+    d.failed_task_name = Some(task.name);
+    d.failed_task_index = task.index;
+    d
+}
+
+/// `spec.status` already asks Tekton to stop the run (by us or by a cancel).
+fn is_stopping(pr: &PipelineRun) -> bool {
+    pr.spec
+        .status
+        .as_deref()
+        .is_some_and(|s| matches!(s, "Cancelled" | "CancelledRunFinally" | "StoppedRunFinally"))
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ pub struct StackOptions {
     /// When set, job-agents are the standalone `job-agent` binary with this
     /// `--stuck-grace-seconds` (`wfe job-agent` has the flag hard-wired to 120 s).
     pub job_stuck_grace_seconds: Option<u64>,
+    /// When set, tekton-agents are the standalone `tekton-agent` binary with this
+    /// `--stuck-grace-seconds` (`wfe tekton-agent` has no such flag: 120 s).
+    pub tekton_stuck_grace_seconds: Option<u64>,
     api_flags: BTreeMap<String, String>,
 }
 
@@ -72,6 +75,7 @@ impl Default for StackOptions {
             job_agents: 1,
             tekton_agents: 1,
             job_stuck_grace_seconds: None,
+            tekton_stuck_grace_seconds: None,
             api_flags: flags
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -93,6 +97,12 @@ impl StackOptions {
         self
     }
 
+    /// Tekton-agents fail a TaskRun waiting on a missing Secret after `seconds`.
+    pub fn tekton_stuck_grace(mut self, seconds: u64) -> Self {
+        self.tekton_stuck_grace_seconds = Some(seconds);
+        self
+    }
+
     /// Sets the number of processes of each kind.
     pub fn counts(mut self, apis: usize, job_agents: usize, tekton_agents: usize) -> Self {
         (self.apis, self.job_agents, self.tekton_agents) = (apis, job_agents, tekton_agents);
@@ -109,7 +119,7 @@ pub struct AgentSpec {
     pub token: String,
     /// `--cluster-id`.
     pub cluster_id: String,
-    /// Run the standalone `job-agent` binary with this `--stuck-grace-seconds`.
+    /// Run the standalone `<engine>-agent` binary with this `--stuck-grace-seconds`.
     pub stuck_grace_seconds: Option<u64>,
     /// The API replica it dials.
     pub api: usize,
@@ -161,7 +171,8 @@ impl Stack {
             stack.add_agent(Component::JobAgent(i), &spec).await?;
         }
         for i in 0..opts.tekton_agents {
-            let spec = stack.default_agent("tekton", (i + opts.job_agents) % opts.apis);
+            let mut spec = stack.default_agent("tekton", (i + opts.job_agents) % opts.apis);
+            spec.stuck_grace_seconds = opts.tekton_stuck_grace_seconds;
             stack.add_agent(Component::TektonAgent(i), &spec).await?;
         }
         Ok(stack)
@@ -249,7 +260,8 @@ impl Stack {
         self.add_exe(c, &exe, args, Some(admin)).await
     }
 
-    /// `wfe <engine>-agent …`, or the standalone `job-agent` when a stuck grace is asked.
+    /// `wfe <engine>-agent …`, or the standalone `<engine>-agent` when a stuck grace is
+    /// asked.
     fn agent_cmd(&self, c: Component, spec: &AgentSpec) -> anyhow::Result<(PathBuf, Vec<String>)> {
         let mut args = self.agent_args(c, spec)?;
         match spec.stuck_grace_seconds {
@@ -259,7 +271,11 @@ impl Stack {
             }
             Some(s) => {
                 args.extend(["--stuck-grace-seconds".into(), s.to_string()]);
-                Ok((crate::binary::job_agent()?, args))
+                let exe = match spec.engine {
+                    "tekton" => crate::binary::tekton_agent()?,
+                    _ => crate::binary::job_agent()?,
+                };
+                Ok((exe, args))
             }
         }
     }

@@ -15,6 +15,8 @@ struct Expect {
     /// `None`: not asserted (Tekton fills step exit codes its own way, see below).
     exit_code: Option<Option<i32>>,
     was_execution_failure: bool,
+    /// Text the message must contain (what a person needs to fix it).
+    message_contains: Option<&'static str>,
 }
 
 /// Runs `req` on a fresh stack and checks the failure details.
@@ -37,6 +39,9 @@ async fn expect_failure(opts: StackOptions, req: Req, want: Expect) -> Stack {
     }
     assert_eq!(f.was_execution_failure, want.was_execution_failure, "{f:?}");
     assert!(!f.message.is_empty(), "a message a person can read");
+    if let Some(text) = want.message_contains {
+        assert!(f.message.contains(text), "message names {text}: {f:?}");
+    }
     assert!(f.failed_at.is_some(), "failedAt");
     let ready = condition(&failed, "Ready").expect("Ready condition");
     assert_eq!(ready.status, "False");
@@ -61,6 +66,7 @@ fn exec_failure(reason: FailureReason, exit_code: Option<i32>) -> Expect {
         reason,
         exit_code: Some(exit_code),
         was_execution_failure: true,
+        message_contains: None,
     }
 }
 
@@ -70,6 +76,7 @@ fn pre_execution(reason: FailureReason) -> Expect {
         reason,
         exit_code: Some(None),
         was_execution_failure: false,
+        message_contains: None,
     }
 }
 
@@ -131,6 +138,7 @@ async fn job_hang_past_timeout_is_deadline_exceeded() {
         reason: FailureReason::DeadlineExceeded,
         exit_code: Some(None),
         was_execution_failure: true,
+        message_contains: None,
     };
     expect_failure(StackOptions::default(), req, want).await;
 }
@@ -169,16 +177,20 @@ async fn tekton_image_pull_error_is_image_pull_back_off() {
     expect_failure(StackOptions::default(), req, want).await;
 }
 
-/// Tekton keeps a TaskRun whose workspace Secret is missing Pending; the tekton-agent
-/// has no stuck detection for it (the job-agent has one).
+/// Tekton keeps a TaskRun whose workspace Secret is missing Pending until the pipeline
+/// timeout; the tekton-agent gives up after its stuck grace (2 s here) and cancels the
+/// run. The 20 s timeout is far enough that DeadlineExceeded would mean no detection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "tekton-agent reports a PipelineRun whose TaskRun waits on a missing Secret as Running, never ConfigurationError (see the e2e report)"]
 async fn tekton_missing_secret_is_configuration_error() {
     let req = Req::tekton(T)
         .outcome("missing-secret")
         .timeout(Duration::from_secs(20));
-    let want = pre_execution(FailureReason::ConfigurationError);
-    expect_failure(StackOptions::default(), req, want).await;
+    let want = Expect {
+        message_contains: Some("secret \"sandbox-missing\" not found"),
+        ..pre_execution(FailureReason::ConfigurationError)
+    };
+    let opts = StackOptions::default().tekton_stuck_grace(2);
+    expect_failure(opts, req, want).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +203,7 @@ async fn tekton_hang_past_timeout_is_deadline_exceeded() {
         // Tekton stops the hanging step itself and records its exit code (1).
         exit_code: None,
         was_execution_failure: true,
+        message_contains: None,
     };
     expect_failure(StackOptions::default(), req, want).await;
 }

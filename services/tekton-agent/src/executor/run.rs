@@ -37,18 +37,54 @@ impl TektonExecutor {
         futures::stream::select_all([runs.boxed(), tasks.boxed()]).boxed()
     }
 
+    /// Reports a run; when the agent gave up on it, reports first (so the failure's
+    /// reason is what workflow-api records) and then stops it.
+    async fn emit(&self, pr: &PipelineRun, tx: &mpsc::Sender<StatusReport>, now: Timestamp) {
+        let Some((r, abort)) = self.report_of(pr, now) else {
+            return;
+        };
+        let _ = tx.send(r).await;
+        if abort {
+            tracing::info!(pipelinerun = %pr.name_any(), "giving up on pipelinerun; cancelling it");
+            if let Err(e) = self.stop(&pr.name_any()).await {
+                tracing::warn!(error = %e, pipelinerun = %pr.name_any(), "cannot cancel pipelinerun");
+            }
+        }
+    }
+
+    /// `spec.status: Cancelled`: Tekton stops the TaskRuns and keeps the record.
+    pub(super) async fn stop(&self, name: &str) -> Result<(), kube::Error> {
+        let patch = serde_json::json!({"spec": {"status": "Cancelled"}});
+        match self
+            .api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn on_change(&self, c: Change, tx: &mpsc::Sender<StatusReport>) {
         let now = Timestamp::now();
         match c {
             Change::Run(name) => {
-                if let Some(r) = self.run(&name).and_then(|pr| self.report_of(&pr, now)) {
-                    let _ = tx.send(r).await;
+                if let Some(pr) = self.run(&name) {
+                    self.emit(&pr, tx, now).await;
                 }
             }
             Change::All => {
                 for pr in self.runs.state() {
-                    if let Some(r) = self.report_of(&pr, now) {
-                        let _ = tx.send(r).await;
+                    self.emit(&pr, tx, now).await;
+                }
+            }
+            Change::Tick => {
+                // Only runs a time-based rule just failed: the others reported their
+                // state when it last changed.
+                for pr in self.runs.state() {
+                    if self.report_of(&pr, now).is_some_and(|(_, abort)| abort) {
+                        self.emit(&pr, tx, now).await;
                     }
                 }
             }
@@ -214,10 +250,13 @@ impl Executor for TektonExecutor {
             anyhow::bail!("observe may run only once")
         };
         let mut changes = self.streams(writers);
+        let mut tick = tokio::time::interval(REEVALUATE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let c = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 c = changes.next() => match c { Some(c) => c, None => return Ok(()) },
+                _ = tick.tick() => Change::Tick,
             };
             self.on_change(c, &tx).await;
         }
@@ -233,7 +272,7 @@ impl Executor for TektonExecutor {
         self.runs
             .state()
             .iter()
-            .filter_map(|r| self.report_of(r, now))
+            .filter_map(|r| self.report_of(r, now).map(|(r, _)| r))
             .collect()
     }
 
@@ -266,20 +305,7 @@ impl Executor for TektonExecutor {
         let mut owner = owner_of(&pr.metadata).unwrap_or_default();
         owner.fencing_token = owner.fencing_token.max(c.fencing_token);
         let started = pr.status.as_ref().is_some_and(|s| s.start_time.is_some());
-        let patch = serde_json::json!({"spec": {"status": "Cancelled"}});
-        match self
-            .api()
-            .patch(
-                &pr.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
+        self.stop(&pr.name_any()).await?;
         let msg = format!("PipelineRun {} cancelled: {why}", pr.name_any());
         Ok(self.failed(&owner, FailureReason::Cancelled, msg, started, Some(&pr)))
     }

@@ -271,3 +271,149 @@ fn tally_total_counts_tasks_not_yet_created() {
         assert_eq!(tally_total(message), total, "{message}");
     }
 }
+
+/// The sandbox's (and Tekton's) message for a pod waiting on a missing workspace Secret.
+const MOUNT_MISSING: &str = r#"pod status "PodReadyToStartContainers":"False"; message: "MountVolume.SetUp failed for volume \"ws-creds\" : secret \"creds\" not found""#;
+
+/// A TaskRun created at 00:01:00 that is Succeeded=Unknown with `reason`/`message`.
+fn pending_tr(name: &str, reason: &str, message: &str) -> TaskRun {
+    serde_json::from_value(json!({
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+        "metadata": {"name": name, "creationTimestamp": "2025-01-01T00:01:00Z"}, "spec": {},
+        "status": {"conditions": [cond("Unknown", reason, message)],
+                   "startTime": "2025-01-01T00:01:00Z",
+                   "steps": [{"name": "apply", "container": "step-apply"}]}
+    }))
+    .expect("valid taskrun")
+}
+
+fn running_pr(children: &[&str]) -> PipelineRun {
+    let mut p = pr(cond("Unknown", "Running", ""), children);
+    if let Some(s) = p.status.as_mut() {
+        s.completion_time = None;
+    }
+    p
+}
+
+fn grace(secs: u64) -> Policy {
+    Policy {
+        stuck_grace: Duration::from_secs(secs),
+    }
+}
+
+#[test]
+fn missing_secret_within_grace_is_still_running() {
+    let t = pending_tr("t1", "Pending", MOUNT_MISSING);
+    // now() is 00:03:00: the TaskRun has waited 120 s.
+    let s = run_state(&running_pr(&["t1"]), &[&t], &owner(), &grace(121), now());
+    assert_eq!(s.observation.phase, PrimitivePhase::Running);
+    assert!(s.observation.failure.is_none());
+    assert!(!s.abort);
+}
+
+#[test]
+fn missing_reference_past_grace_is_configuration_error() {
+    let env_ref = r#"build step "step-apply" is pending with reason "secret \"creds\" not found""#;
+    let cases = [
+        (
+            "workspace mount",
+            "Pending",
+            MOUNT_MISSING,
+            "secret \"creds\" not found",
+        ),
+        (
+            "env reference",
+            "Pending",
+            env_ref,
+            "secret \"creds\" not found",
+        ),
+        (
+            "config map",
+            "Pending",
+            r#"MountVolume.SetUp failed for volume "cfg" : configmap "settings" not found"#,
+            "configmap \"settings\" not found",
+        ),
+        (
+            "container config error",
+            "CreateContainerConfigError",
+            "couldn't find key token in Secret ns/creds",
+            "couldn't find key token in Secret ns/creds",
+        ),
+    ];
+    for (name, reason, message, names) in cases {
+        let t = pending_tr("t2", reason, message);
+        let ok = tr("t1", "True", "Succeeded", json!([]));
+        let s = run_state(
+            &running_pr(&["t1", "t2"]),
+            &[&ok, &t],
+            &owner(),
+            &grace(120),
+            now(),
+        );
+        assert_eq!(s.observation.phase, PrimitivePhase::Failed, "{name}");
+        assert!(s.abort, "{name}: the run must be stopped");
+        let f = s.observation.failure.expect("failure");
+        assert_eq!(f.reason, FailureReason::ConfigurationError, "{name}");
+        assert!(!f.was_execution_failure, "{name}: no workflow code ran");
+        assert_eq!(f.exit_code, None, "{name}");
+        assert_eq!(f.execution_time_before_failure, None, "{name}");
+        assert_eq!(
+            (f.failed_task_name.as_deref(), f.failed_task_index),
+            (Some("t2"), Some(1)),
+            "{name}"
+        );
+        assert!(f.message.contains(names), "{name}: {}", f.message);
+        assert!(f.natural_language_summary.contains("wf"), "{name}");
+    }
+}
+
+#[test]
+fn unrelated_pending_reasons_are_not_classified() {
+    let cases = [
+        (
+            "Pending",
+            r#"pod status "PodScheduled":"False"; message: "0/3 nodes are available: 3 Insufficient cpu.""#,
+        ),
+        (
+            "Pending",
+            r#"MountVolume.SetUp failed for volume "data" : rpc error: code = DeadlineExceeded"#,
+        ),
+        ("ExceededNodeResources", "secret \"creds\" not found"),
+        ("Running", MOUNT_MISSING),
+    ];
+    for (reason, message) in cases {
+        let t = pending_tr("t1", reason, message);
+        let s = run_state(&running_pr(&["t1"]), &[&t], &owner(), &grace(1), now());
+        assert_eq!(
+            s.observation.phase,
+            PrimitivePhase::Running,
+            "{reason}: {message}"
+        );
+        assert!(!s.abort, "{reason}: {message}");
+    }
+}
+
+#[test]
+fn a_run_being_stopped_reports_the_cause_without_stopping_again() {
+    let t = pending_tr("t1", "Pending", MOUNT_MISSING);
+    let mut p = running_pr(&["t1"]);
+    p.spec.status = Some("Cancelled".into());
+    let s = run_state(&p, &[&t], &owner(), &grace(1), now());
+    assert_eq!(
+        s.observation.reason,
+        FailureReason::ConfigurationError.as_str()
+    );
+    assert!(!s.abort);
+}
+
+#[test]
+fn a_finished_run_keeps_tektons_verdict() {
+    let t = pending_tr("t1", "Pending", MOUNT_MISSING);
+    let p = pr(cond("False", "PipelineRunTimeout", "timed out"), &["t1"]);
+    let s = run_state(&p, &[&t], &owner(), &grace(1), now());
+    assert_eq!(
+        s.observation.reason,
+        FailureReason::DeadlineExceeded.as_str()
+    );
+    assert!(!s.abort);
+}
