@@ -38,11 +38,14 @@ pub struct JobAgentCli {
     pub stuck_grace_seconds: u64,
 }
 
-/// Options of `wfe tekton-agent`.
+/// Options of `wfe tekton-agent`: the tekton-agent binary's flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentCli {
     #[command(flatten)]
     pub agent: wfe_agent::AgentArgs,
+    /// Seconds a TaskRun may wait on a missing Secret/ConfigMap before failing.
+    #[arg(long, env = "WFE_AGENT_STUCK_GRACE_SECONDS", default_value_t = 120)]
+    pub stuck_grace_seconds: u64,
 }
 
 /// Options of `wfe dev`.
@@ -93,7 +96,7 @@ impl Cli {
             Command::Sandbox(args) => crate::sandbox::run(args).await,
             Command::Api(config) => crate::components::api(*config).await,
             Command::JobAgent(cli) => crate::components::job_agent(cli).await,
-            Command::TektonAgent(cli) => crate::components::tekton_agent(cli.agent).await,
+            Command::TektonAgent(cli) => crate::components::tekton_agent(cli).await,
         }
     }
 }

@@ -35,7 +35,8 @@ pub async fn job_agent(cli: crate::cli::JobAgentCli) -> anyhow::Result<()> {
 }
 
 /// Runs a tekton-agent until SIGTERM or Ctrl-C (then drains).
-pub async fn tekton_agent(args: wfe_agent::AgentArgs) -> anyhow::Result<()> {
+pub async fn tekton_agent(cli: crate::cli::AgentCli) -> anyhow::Result<()> {
+    let args = cli.agent;
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
@@ -45,7 +46,10 @@ pub async fn tekton_agent(args: wfe_agent::AgentArgs) -> anyhow::Result<()> {
             namespace: args.execution_namespace.clone(),
             cluster_id: args.cluster_id.clone(),
         },
-    );
+    )
+    .with_policy(wfe_tekton_agent::status::Policy {
+        stuck_grace: std::time::Duration::from_secs(cli.stuck_grace_seconds),
+    });
     wfe_agent::run(&args, Arc::new(executor), shutdown_on_signal()).await
 }
 

@@ -1,14 +1,12 @@
 //! Locates the binaries under test, building each once per test process.
 //!
 //! Cargo exposes `CARGO_BIN_EXE_<name>` to integration tests only for binaries of
-//! the *same* package; `wfe` belongs to `wfe-dev` (and `job-agent` to
-//! `wfe-job-agent`, `tekton-agent` to `wfe-tekton-agent`), and artifact dependencies
+//! the *same* package; `wfe` belongs to `wfe-dev`, and artifact dependencies
 //! are unstable. So the first test
 //! that needs one runs `cargo build -p <package> --bin <name>` (a no-op when it is
 //! fresh) and takes the executable path from cargo's JSON messages, which respects
 //! `$CARGO`, `CARGO_TARGET_DIR` and any configured target dir.
-//! `WFE_E2E_BIN=<path>` (and `WFE_E2E_JOB_AGENT_BIN`, `WFE_E2E_TEKTON_AGENT_BIN`) skip
-//! the build.
+//! `WFE_E2E_BIN=<path>` skips the build.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,24 +21,6 @@ static BUILT: Mutex<Option<HashMap<&'static str, PathBuf>>> = Mutex::new(None);
 /// Path of a fresh `wfe` binary (built on first use).
 pub fn wfe() -> anyhow::Result<PathBuf> {
     get("wfe-dev", "wfe", "WFE_E2E_BIN")
-}
-
-/// Path of the standalone production `job-agent` binary. `wfe job-agent` has no
-/// `--stuck-grace-seconds` (it runs with the 120 s default), so tests of failures
-/// that surface only after that grace (image pull, missing Secret) run this one.
-pub fn job_agent() -> anyhow::Result<PathBuf> {
-    get("wfe-job-agent", "job-agent", "WFE_E2E_JOB_AGENT_BIN")
-}
-
-/// Path of the standalone production `tekton-agent` binary. `wfe tekton-agent` has no
-/// `--stuck-grace-seconds` (it runs with the 120 s default), so the missing-Secret test,
-/// whose failure surfaces only after that grace, runs this one.
-pub fn tekton_agent() -> anyhow::Result<PathBuf> {
-    get(
-        "wfe-tekton-agent",
-        "tekton-agent",
-        "WFE_E2E_TEKTON_AGENT_BIN",
-    )
 }
 
 fn get(package: &str, bin: &'static str, override_var: &str) -> anyhow::Result<PathBuf> {

@@ -47,11 +47,9 @@ pub struct StackOptions {
     pub job_agents: usize,
     /// tekton-agents; agent i connects to replica `(i + job_agents) % apis`.
     pub tekton_agents: usize,
-    /// When set, job-agents are the standalone `job-agent` binary with this
-    /// `--stuck-grace-seconds` (`wfe job-agent` has the flag hard-wired to 120 s).
+    /// When set, job-agents run with this `--stuck-grace-seconds` (default 120 s).
     pub job_stuck_grace_seconds: Option<u64>,
-    /// When set, tekton-agents are the standalone `tekton-agent` binary with this
-    /// `--stuck-grace-seconds` (`wfe tekton-agent` has no such flag: 120 s).
+    /// When set, tekton-agents run with this `--stuck-grace-seconds` (default 120 s).
     pub tekton_stuck_grace_seconds: Option<u64>,
     api_flags: BTreeMap<String, String>,
 }
@@ -119,7 +117,7 @@ pub struct AgentSpec {
     pub token: String,
     /// `--cluster-id`.
     pub cluster_id: String,
-    /// Run the standalone `<engine>-agent` binary with this `--stuck-grace-seconds`.
+    /// `--stuck-grace-seconds` of the agent (None: its default).
     pub stuck_grace_seconds: Option<u64>,
     /// The API replica it dials.
     pub api: usize,
@@ -264,20 +262,11 @@ impl Stack {
     /// asked.
     fn agent_cmd(&self, c: Component, spec: &AgentSpec) -> anyhow::Result<(PathBuf, Vec<String>)> {
         let mut args = self.agent_args(c, spec)?;
-        match spec.stuck_grace_seconds {
-            None => {
-                args.insert(0, format!("{}-agent", spec.engine));
-                Ok((self.wfe.clone(), args))
-            }
-            Some(s) => {
-                args.extend(["--stuck-grace-seconds".into(), s.to_string()]);
-                let exe = match spec.engine {
-                    "tekton" => crate::binary::tekton_agent()?,
-                    _ => crate::binary::job_agent()?,
-                };
-                Ok((exe, args))
-            }
+        args.insert(0, format!("{}-agent", spec.engine));
+        if let Some(s) = spec.stuck_grace_seconds {
+            args.extend(["--stuck-grace-seconds".into(), s.to_string()]);
         }
+        Ok((self.wfe.clone(), args))
     }
 
     fn agent_args(&self, c: Component, spec: &AgentSpec) -> anyhow::Result<Vec<String>> {
