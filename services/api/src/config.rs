@@ -90,6 +90,11 @@ pub struct Config {
     /// A target lock whose holder execution cannot be found is taken over after this grace.
     #[arg(long, env = "WFE_API_LOCK_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub lock_grace: Duration,
+    /// A WorkflowExecution left without its initial status (its API died, or the status
+    /// write failed, between the create and the status write) is admitted by the dispatcher
+    /// after this long; a retry of the same idempotency key does it at once.
+    #[arg(long, env = "WFE_API_ACCEPT_RECOVERY_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub accept_recovery_grace: Duration,
     /// A target lock free for this long is deleted (a busy target reuses its lock).
     #[arg(long, env = "WFE_API_LOCK_IDLE_TTL", default_value = "1h", value_parser = parse_duration)]
     pub lock_idle_ttl: Duration,

@@ -116,6 +116,10 @@ pub async fn execute(
         "" => naming::execution_name(&uuid::Uuid::new_v4().to_string()),
         key => {
             if let Some(existing) = find_by_key(ctx, &ns, key) {
+                if existing.status.is_none() {
+                    // The call that created it never wrote its status: finish it now.
+                    return Ok(already_existed(&resume(ctx, dispatcher, &existing).await?));
+                }
                 return Ok(already_existed(&existing));
             }
             naming::execution_name(key)
@@ -152,7 +156,15 @@ pub async fn execute(
     if decision.allowed {
         dispatcher.note_accepted(&me, std::time::Instant::now());
     }
-    let committed = initialize(ctx, dispatcher, &me, &valid, &req, &decision).await;
+    let committed = initialize(
+        ctx,
+        dispatcher,
+        &me,
+        valid.engine,
+        &req.cluster_id,
+        &decision,
+    )
+    .await;
     let stored = match committed {
         Ok(c) => c,
         Err(e) => {
@@ -161,6 +173,36 @@ pub async fn execute(
         }
     };
     respond(ctx, stored, &decision)
+}
+
+/// Finishes accepting an execution whose initial status was never written: the call that
+/// created it died, or its status write failed, in between. Without this the resource would
+/// hold its target's lock for ever with no phase. It takes the lock and decides as
+/// ExecuteWorkflow would have, now. A status written meanwhile (by the original call or
+/// another replica) wins: the write is skipped and the stored execution returned.
+pub async fn resume(
+    ctx: &Ctx,
+    dispatcher: &Dispatcher,
+    obj: &WorkflowExecution,
+) -> Result<WorkflowExecution> {
+    let key = ExecKey::of(obj);
+    let spec = &obj.spec;
+    let engine = Engine::parse(&spec.execution_engine).map_err(|e| {
+        Error::Internal(format!(
+            "{key}: stored spec.executionEngine is invalid: {e}"
+        ))
+    })?;
+    let target = &spec.target_resource;
+    let now = Timestamp::now();
+    let held = lock::acquire(ctx, target, &key).await?;
+    let mut hist = history(ctx, target);
+    if let Acquire::Held(holder) = &held {
+        add_holder(&mut hist, holder, target, now);
+    }
+    let decision = decide(ctx, target, &spec.workflow_ref.workflow_id, &hist, now);
+    tracing::warn!(execution = %key, target_resource = %target, allowed = decision.allowed,
+        "finishing the acceptance of an execution left without its initial status");
+    initialize(ctx, dispatcher, &key, engine, &spec.cluster_id, &decision).await
 }
 
 fn find_by_key(ctx: &Ctx, ns: &str, key: &str) -> Option<std::sync::Arc<WorkflowExecution>> {
@@ -217,7 +259,9 @@ async fn release_if_acquired(ctx: &Ctx, held: &Acquire, target: &str, me: &ExecK
     }
 }
 
-fn build(
+/// The resource ExecuteWorkflow creates for a validated request (no status: the
+/// initial status is a second write, through the status subresource).
+pub fn build(
     req: &ExecutionRequest,
     valid: &ValidatedRequest,
     name: &str,
@@ -271,14 +315,14 @@ async fn initialize(
     ctx: &Ctx,
     dispatcher: &Dispatcher,
     key: &ExecKey,
-    valid: &ValidatedRequest,
-    req: &ExecutionRequest,
+    engine: Engine,
+    cluster: &str,
     decision: &AdmissionDecision,
 ) -> Result<WorkflowExecution> {
-    let dispatch = dispatch_state(ctx, valid.engine, &req.cluster_id);
+    let dispatch = dispatch_state(ctx, engine, cluster);
     let reservation = decision
         .allowed
-        .then(|| dispatcher.reserve(valid.engine, &req.cluster_id, None))
+        .then(|| dispatcher.reserve(engine, cluster, None))
         .flatten();
     if reservation.is_some() {
         dispatcher.expect_first_assign(key);

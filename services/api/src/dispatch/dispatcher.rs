@@ -220,7 +220,9 @@ impl Dispatcher {
     async fn handle(&self, obj: &WorkflowExecution) {
         let key = ExecKey::of(obj);
         let Some(status) = &obj.status else {
-            return; // ExecuteWorkflow is still writing the initial status.
+            // ExecuteWorkflow is still writing the initial status, or died before it did.
+            self.recover_unadmitted(obj, &key).await;
+            return;
         };
         let phase = phase_of(obj);
         if phase == Phase::Running && status.cancel_request.is_some() {
@@ -247,6 +249,20 @@ impl Dispatcher {
             return;
         }
         self.try_assign(obj, &key, true, Some(&a.agent_id)).await;
+    }
+
+    /// Admits an execution that has had no status for `--accept-recovery-grace`.
+    async fn recover_unadmitted(&self, obj: &WorkflowExecution, key: &ExecKey) {
+        let Some(created) = obj.metadata.creation_timestamp.as_ref() else {
+            return;
+        };
+        let age = Timestamp::now().duration_since(created.0);
+        if !age.is_positive() || age.unsigned_abs() < self.ctx.config.accept_recovery_grace {
+            return;
+        }
+        if let Err(e) = crate::execute::resume(&self.ctx, self, obj).await {
+            tracing::warn!(execution = %key, error = %e, "admitting an execution left without status failed; retrying");
+        }
     }
 
     fn free_slots(&self, s: &AgentSession) -> u32 {
