@@ -137,6 +137,34 @@ async fn lost_agent_work_is_adopted_by_another_with_a_new_fencing_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_agent_that_stops_heartbeating_is_lost() {
+    let env = Env::new().await;
+    let api = env.start(env.config()).await;
+    let c = client(&api, CALLER_TOKEN).await;
+    let mut hung = job_agent(&api, "job-hung", vec![]).await;
+    let exec = start_execution(&mut c.clone(), "default/Deployment/hung", "wf-1").await;
+    let a1 = hung.next_assign().await;
+    hung.ack(&a1.assignment_id).await;
+    hung.report(agent::report(&a1, PrimitivePhase::Running))
+        .await;
+    wait_phase(&c, &exec, v1::Phase::Running).await;
+
+    let mut second = job_agent(&api, "job-b", vec![]).await;
+    hung.go_silent(); // the stream stays open: only the missing heartbeats tell
+    let a2 = second.next_assign().await;
+    assert_eq!(a2.execution.as_ref().unwrap().name, exec);
+    assert!(a2.adopt);
+    let e = get(&mut c.clone(), &exec).await;
+    let d = condition(&e, "Dispatched").unwrap();
+    assert_eq!(
+        (d.status.as_str(), d.reason.as_str()),
+        ("False", "AgentLost")
+    );
+    drop(hung);
+    api.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_pending_at_once_and_running_through_the_agent() {
     let env = Env::new().await;
     let api = env.start(env.config()).await;

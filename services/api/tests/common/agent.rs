@@ -176,6 +176,11 @@ impl FakeAgent {
 
     /// Stops heartbeats and closes the stream (as if the agent died).
     pub fn kill(self) {}
+
+    /// Stops the heartbeats but keeps the stream open: a hung agent, not a closed one.
+    pub fn go_silent(&self) {
+        self.beat.abort();
+    }
 }
 
 /// A report for an assignment.
