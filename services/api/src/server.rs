@@ -286,11 +286,13 @@ impl Running {
 
     /// Hard stop, as close to SIGKILL as one process allows: nothing is drained.
     pub fn abort(self) {
-        self.shutdown.cancel();
+        // Abort first: a task that saw the cancellation first could drain or flush.
         self.grpc.abort();
         for t in self.tasks {
             t.abort();
         }
+        // Then end what was spawned outside `tasks` (per-stream tasks hold the token).
+        self.shutdown.cancel();
     }
 }
 

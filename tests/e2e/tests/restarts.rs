@@ -51,6 +51,20 @@ async fn survives(req: Req, order: &[Component], kind: &str) {
         })
         .count();
     assert_eq!(completed, 1, "completed exactly once");
+    // A replayed intent may write a started line again, but never a second event.
+    let mut started: Vec<String> = stack
+        .audit_events()
+        .expect("audit")
+        .into_iter()
+        .filter(|e| {
+            e["event_type"] == "workflowexecution.workflow.started"
+                && e.to_string().contains(&exec.name)
+        })
+        .map(|e| e["event_id"].to_string())
+        .collect();
+    started.sort();
+    started.dedup();
+    assert_eq!(started.len(), 1, "started generated once: {started:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
