@@ -19,33 +19,10 @@ enum Command {
     Sandbox(SandboxArgs),
     /// Run workflow-api (the same code as the `workflow-api` binary).
     Api(Box<wfe_api::Config>),
-    /// Run a job-agent (the same code as the `job-agent` binary).
-    JobAgent(JobAgentCli),
-    /// Run a tekton-agent (the same code as the `tekton-agent` binary).
-    TektonAgent(AgentCli),
-}
-
-/// Options of `wfe job-agent`: the job-agent binary's flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct JobAgentCli {
-    #[command(flatten)]
-    pub agent: wfe_agent::AgentArgs,
-    /// OOM kills tolerated before the execution fails with OOMKilled.
-    #[arg(long, env = "WFE_AGENT_OOM_KILL_LIMIT", default_value_t = 2)]
-    pub oom_kill_limit: u32,
-    /// Seconds a container may fail to start (image pull, missing secret) before failing.
-    #[arg(long, env = "WFE_AGENT_STUCK_GRACE_SECONDS", default_value_t = 120)]
-    pub stuck_grace_seconds: u64,
-}
-
-/// Options of `wfe tekton-agent`: the tekton-agent binary's flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct AgentCli {
-    #[command(flatten)]
-    pub agent: wfe_agent::AgentArgs,
-    /// Seconds a TaskRun may wait on a missing Secret/ConfigMap before failing.
-    #[arg(long, env = "WFE_AGENT_STUCK_GRACE_SECONDS", default_value_t = 120)]
-    pub stuck_grace_seconds: u64,
+    /// Run a job-agent (the same flags and code as the `job-agent` binary).
+    JobAgent(wfe_job_agent::cli::JobAgentCli),
+    /// Run a tekton-agent (the same flags and code as the `tekton-agent` binary).
+    TektonAgent(wfe_tekton_agent::cli::TektonAgentCli),
 }
 
 /// Options of `wfe dev`.

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use serde::Deserialize;
+
+use clap::{CommandFactory, Parser};
 use wfe_sandbox::{Sandbox, SandboxConfig};
 
 fn deploy_dir() -> PathBuf {
@@ -125,4 +128,80 @@ async fn every_overlay_applies_to_a_kubernetes_api() {
         );
         sandbox.shutdown().await;
     }
+}
+
+/// The Deployments of a rendered overlay, as JSON.
+fn deployments(rendered: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(rendered)
+        .map(|doc| serde_json::Value::deserialize(doc).expect("YAML document"))
+        .filter(|d| d["kind"] == "Deployment")
+        .collect()
+}
+
+/// The command line a container's args and env amount to: every env variable the binary
+/// knows becomes its flag; a `WFE_*` variable it does not know is an error.
+fn argv(cmd: &clap::Command, container: &serde_json::Value) -> Vec<String> {
+    let mut argv = vec![cmd.get_name().to_owned()];
+    for a in container["args"].as_array().into_iter().flatten() {
+        argv.push(a.as_str().expect("string arg").to_owned());
+    }
+    for e in container["env"].as_array().into_iter().flatten() {
+        let name = e["name"].as_str().expect("env name");
+        let flag = cmd
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|env| env.to_str() == Some(name)));
+        let Some(flag) = flag else {
+            assert!(
+                !name.starts_with("WFE_"),
+                "{}: env {name} is not a flag of {}",
+                container["name"],
+                cmd.get_name()
+            );
+            continue;
+        };
+        let long = flag.get_long().expect("every env flag has a long name");
+        // A value from a Secret or the downward API: any text stands for it.
+        let value = e["value"].as_str().unwrap_or("from-elsewhere");
+        if flag.get_action().takes_values() {
+            argv.push(format!("--{long}={value}"));
+        } else if value == "true" {
+            argv.push(format!("--{long}"));
+        }
+    }
+    argv
+}
+
+#[test]
+fn every_deployment_runs_its_binary_with_flags_it_accepts() {
+    let mut seen = std::collections::BTreeSet::new();
+    for overlay in ["single-cluster", "hub", "remote-cluster"] {
+        for d in deployments(&kustomize(overlay)) {
+            for c in d["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .expect("containers")
+            {
+                let name = c["name"].as_str().expect("container name");
+                let parsed = match name {
+                    "workflow-api" => {
+                        let argv = argv(&wfe_api::Config::command(), c);
+                        wfe_api::Config::try_parse_from(&argv).map(|_| argv)
+                    }
+                    "job-agent" => {
+                        let argv = argv(&wfe_job_agent::cli::JobAgentCli::command(), c);
+                        wfe_job_agent::cli::JobAgentCli::try_parse_from(&argv).map(|_| argv)
+                    }
+                    "tekton-agent" => {
+                        let argv = argv(&wfe_tekton_agent::cli::TektonAgentCli::command(), c);
+                        wfe_tekton_agent::cli::TektonAgentCli::try_parse_from(&argv).map(|_| argv)
+                    }
+                    other => panic!("{overlay}: a container {other} this test does not know"),
+                };
+                if let Err(e) = parsed {
+                    panic!("{overlay}/{name}: the binary refuses its manifest's flags:\n{e}");
+                }
+                seen.insert(name.to_owned());
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3, "every binary checked: {seen:?}");
 }

@@ -6,6 +6,7 @@
 //!      └─► status::job_state (pure) ─► StatusReport ─► runtime
 //! ```
 
+pub mod cli;
 pub mod executor;
 pub mod job;
 pub mod status;

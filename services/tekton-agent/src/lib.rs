@@ -7,6 +7,7 @@
 //!                 └─ stuck past the grace ─► spec.status: Cancelled
 //! ```
 
+pub mod cli;
 pub mod executor;
 pub mod pipeline_run;
 pub mod status;
