@@ -71,8 +71,9 @@ pub struct Config {
     /// How often executions are checked for audit events a crash left unrecorded.
     #[arg(long, env = "WFE_API_AUDIT_RESYNC_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub audit_resync_interval: Duration,
-    /// How long a terminal execution's primitive (Job, PipelineRun) is kept before the API
-    /// asks an agent to delete it.
+    /// How long a terminal execution's primitive (Job, PipelineRun) is kept, after its audit
+    /// is recorded, before the API asks the agent holding it to delete it (no status write;
+    /// Jobs also carry `ttlSecondsAfterFinished: 600` as a fallback).
     #[arg(long, env = "WFE_API_PRIMITIVE_RETENTION", default_value = "10m", value_parser = parse_duration)]
     pub primitive_retention: Duration,
     /// How often agents send a heartbeat.

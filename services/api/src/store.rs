@@ -94,16 +94,6 @@ fn agent_of(obj: &WorkflowExecution) -> Option<String> {
         .map(|a| a.agent_id.clone())
 }
 
-/// The completion time of a terminal execution whose primitive still awaits release.
-fn awaiting_release(obj: &WorkflowExecution) -> Option<jiff::Timestamp> {
-    let st = obj.status.as_ref()?;
-    let done = st.completion_time.as_ref()?.0;
-    let waiting = phase_of(obj).is_terminal()
-        && st.execution_ref.is_some()
-        && !crate::dispatch::release::released(obj);
-    waiting.then_some(done)
-}
-
 fn idem_of(obj: &WorkflowExecution) -> Option<(String, String)> {
     let hash = obj.labels().get(IDEMPOTENCY_KEY_HASH)?;
     Some((obj.namespace().unwrap_or_default(), hash.clone()))
@@ -132,9 +122,6 @@ struct Inner {
     by_phase: HashMap<Phase, BTreeSet<SharedKey>>,
     by_agent: HashMap<String, BTreeSet<SharedKey>>,
     by_idem: HashMap<(String, String), SharedKey>,
-    /// Terminal executions whose primitive is not released yet, by completion time: the
-    /// dispatcher looks only at the ones whose retention passed, not at every terminal one.
-    unreleased: BTreeSet<(jiff::Timestamp, SharedKey)>,
     seq: u64,
     ring: VecDeque<Change>,
 }
@@ -160,9 +147,6 @@ impl Inner {
         {
             self.by_idem.remove(&i);
         }
-        if let Some(done) = awaiting_release(obj) {
-            self.unreleased.remove(&(done, key.clone()));
-        }
     }
 
     fn index(&mut self, key: &SharedKey, obj: &WorkflowExecution) {
@@ -176,9 +160,6 @@ impl Inner {
             .insert(key.clone());
         if let Some(a) = agent_of(obj) {
             self.by_agent.entry(a).or_default().insert(key.clone());
-        }
-        if let Some(done) = awaiting_release(obj) {
-            self.unreleased.insert((done, key.clone()));
         }
         if let Some(i) = idem_of(obj) {
             self.by_idem.insert(i, key.clone());
@@ -372,17 +353,6 @@ impl Index {
             .unwrap_or_default()
     }
 
-    /// Terminal executions completed at or before `cutoff` whose primitive is not released.
-    pub fn unreleased_until(&self, cutoff: jiff::Timestamp) -> Vec<Arc<WorkflowExecution>> {
-        let inner = self.inner.read();
-        let keys = inner
-            .unreleased
-            .iter()
-            .take_while(|(done, _)| *done <= cutoff)
-            .map(|(_, k)| k);
-        Self::collect(&inner, keys)
-    }
-
     /// Every execution assigned to an agent.
     pub fn by_agent(&self, agent_id: &str) -> Vec<Arc<WorkflowExecution>> {
         let inner = self.inner.read();
@@ -549,52 +519,6 @@ mod tests {
         assert!(rx.try_recv().is_err());
     }
 
-    fn terminal(name: &str, rv: &str, done_at: i64, released: bool) -> WorkflowExecution {
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-        let mut w = wfe(name, rv, "t");
-        let done = jiff::Timestamp::from_second(done_at).unwrap();
-        let mut conditions = Vec::new();
-        if released {
-            conditions.push(Condition {
-                type_: crate::dispatch::release::PRIMITIVE_RELEASED.into(),
-                status: "True".into(),
-                reason: "Released".into(),
-                message: String::new(),
-                last_transition_time: Time(done),
-                observed_generation: None,
-            });
-        }
-        w.status = Some(wfe_k8s::WorkflowExecutionStatus {
-            phase: Some("Completed".into()),
-            completion_time: Some(Time(done)),
-            execution_ref: Some(Default::default()),
-            conditions,
-            ..Default::default()
-        });
-        w
-    }
-
-    #[test]
-    fn unreleased_are_found_by_completion_time_until_released() {
-        let idx = Index::new(10);
-        idx.apply(wfe("running", "1", "t"));
-        idx.apply(terminal("early", "1", 100, false));
-        idx.apply(terminal("late", "1", 200, false));
-        let names = |cutoff| {
-            idx.unreleased_until(jiff::Timestamp::from_second(cutoff).unwrap())
-                .iter()
-                .map(|o| o.name_any())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(names(99), Vec::<String>::new());
-        assert_eq!(names(150), ["early"]);
-        assert_eq!(names(200), ["early", "late"]);
-        idx.apply(terminal("early", "2", 100, true));
-        assert_eq!(names(300), ["late"]);
-        idx.delete(&terminal("late", "2", 200, false));
-        assert_eq!(names(300), Vec::<String>::new());
-    }
-
     #[test]
     fn resume_and_too_old() {
         let idx = Index::new(2);
@@ -609,11 +533,24 @@ mod tests {
         assert_eq!(idx.all_in("ns").len(), 1);
     }
 
+    fn terminal(name: &str, rv: &str, done_at: i64) -> WorkflowExecution {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let mut w = wfe(name, rv, "t");
+        let done = jiff::Timestamp::from_second(done_at).unwrap();
+        w.status = Some(wfe_k8s::WorkflowExecutionStatus {
+            phase: Some("Completed".into()),
+            completion_time: Some(Time(done)),
+            execution_ref: Some(Default::default()),
+            ..Default::default()
+        });
+        w
+    }
+
     #[test]
     fn stored_objects_drop_managed_fields_and_share_one_key() {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
         let idx = Index::new(10);
-        let mut w = terminal("a", "1", 100, false);
+        let mut w = terminal("a", "1", 100);
         w.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
             manager: Some("workflow-api".into()),
             ..Default::default()
@@ -629,8 +566,8 @@ mod tests {
         {
             let inner = idx.inner.read();
             let (shared, _) = inner.objects.get_key_value(&key).unwrap();
-            // The object table, by_target, by_phase and unreleased.
-            assert_eq!(Arc::strong_count(shared), 4);
+            // The object table, by_target and by_phase.
+            assert_eq!(Arc::strong_count(shared), 3);
         }
         // A target without executions leaves no entry behind.
         idx.apply(wfe("a", "2", "t2"));

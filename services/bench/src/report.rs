@@ -298,8 +298,9 @@ fn print_writes(w: &Counts, completed: usize) {
         "  not per execution: {liveness} agent liveness Lease renewals (one per connected agent and heartbeat)"
     );
     println!(
-        "  not in this window: each execution's primitive is released after --primitive-retention \
-         (default 10m): a Job delete by the agent and the PrimitiveReleased condition, 2 writes more"
+        "  not in this window: each execution's primitive is deleted after --primitive-retention \
+         (default 10m), by the agent on the API's release (no status write) or by the Job's \
+         ttlSecondsAfterFinished: 1 write more"
     );
 }
 

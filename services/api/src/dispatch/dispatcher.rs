@@ -72,7 +72,16 @@ pub struct Dispatcher {
     /// (creationTimestamp has whole seconds only; it is the fallback after a restart or
     /// for another replica's executions).
     accepted_at: Mutex<HashMap<ExecKey, Instant>>,
+    /// When the held primitives were last looked at for releases.
+    pub(super) last_release_pass: Mutex<Option<Instant>>,
 }
+
+/// Commands are remembered for this many ack timeouts after they were sent, then
+/// forgotten. Forgetting an unacknowledged one changes nothing (it is due again anyway); an
+/// acknowledged one is due again only if its execution still calls for it by then (an
+/// Assign whose acknowledgement no report persisted, a Cancel whose execution still runs),
+/// and agents obey repeats idempotently. Without it the map grew with every command.
+const INFLIGHT_KEPT_ACK_TIMEOUTS: u32 = 10;
 
 /// Entries of `accepted_at` kept at most; older ones go first when it is full (an
 /// execution cancelled while Pending is never assigned).
@@ -111,6 +120,7 @@ impl Dispatcher {
             started: Instant::now(),
             wake: Notify::new(),
             accepted_at: Mutex::default(),
+            last_release_pass: Mutex::default(),
         })
     }
 
@@ -145,6 +155,17 @@ impl Dispatcher {
                 acked: false,
             },
         );
+    }
+
+    /// Forgets a command (it needs no resend, ever).
+    pub(super) fn forget_command(&self, id: &str) {
+        self.inflight.lock().remove(id);
+    }
+
+    /// Forgets commands sent `INFLIGHT_KEPT_ACK_TIMEOUTS` ack timeouts ago.
+    pub(super) fn prune_inflight(&self) {
+        let keep = self.ctx.config.ack_timeout * INFLIGHT_KEPT_ACK_TIMEOUTS;
+        self.inflight.lock().retain(|_, i| i.sent.elapsed() < keep);
     }
 
     /// Asks for a pass soon (an agent connected, left or acknowledged).
@@ -580,9 +601,9 @@ impl Dispatcher {
         if ack.command_id.starts_with("cancel/") {
             return;
         }
-        if let Some(id) = ack.command_id.strip_prefix(super::release::PREFIX) {
+        if ack.command_id.starts_with(super::release::PREFIX) {
             if ack.accepted {
-                self.on_release_ack(session, id).await;
+                self.on_release_ack(session, &ack.command_id);
             }
             return;
         }

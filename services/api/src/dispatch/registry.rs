@@ -8,7 +8,10 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 use wfe_core::Engine;
-use wfe_proto::agent::SessionResponse;
+use wfe_proto::agent::{PrimitivePhase, SessionResponse, StatusReport};
+use wfe_proto::v1::PrimitiveReference;
+
+use crate::store::ExecKey;
 
 /// One agent replica's open session.
 #[derive(Debug)]
@@ -38,12 +41,51 @@ pub struct AgentSession {
     pub tx: mpsc::Sender<SessionResponse>,
     /// Cancelled when the session ends (lost, closed or shutdown): ends the outbound stream.
     pub closed: tokio_util::sync::CancellationToken,
+    /// The primitives this agent says exist (its Hello's inventory, then its reports), by
+    /// execution: what a release asks it to delete. Memory only, and no status condition:
+    /// every Hello resends the inventory, so after any restart the API learns again what
+    /// still exists, and a released primitive costs no write of its own.
+    pub held: Mutex<HashMap<ExecKey, HeldPrimitive>>,
+}
+
+/// A primitive an agent says exists.
+#[derive(Debug, Clone)]
+pub struct HeldPrimitive {
+    /// The primitive.
+    pub primitive: PrimitiveReference,
+    /// The UID of the execution it was created for, as its labels say.
+    pub execution_uid: String,
 }
 
 impl AgentSession {
     /// Marks the session alive now.
     pub fn touch(&self) {
         *self.last_seen.lock() = Instant::now();
+    }
+
+    /// Records what a report (or inventory entry) says exists: a primitive, or none.
+    pub fn note_report(&self, r: &StatusReport) {
+        let Some(e) = &r.execution else { return };
+        let key = ExecKey {
+            namespace: e.namespace.clone(),
+            name: e.name.clone(),
+        };
+        let exists = r.phase() != PrimitivePhase::Missing;
+        match r.primitive.as_ref().filter(|_| exists) {
+            Some(p) => self.held.lock().insert(
+                key,
+                HeldPrimitive {
+                    primitive: p.clone(),
+                    execution_uid: e.uid.clone(),
+                },
+            ),
+            None => self.held.lock().remove(&key),
+        };
+    }
+
+    /// Forgets a primitive (it was released).
+    pub fn forget(&self, key: &ExecKey) {
+        self.held.lock().remove(key);
     }
 
     /// Whether it may get new work.

@@ -1,76 +1,96 @@
 //! Release: once an execution is terminal, its audit recorded and the retention passed, the
-//! API asks an agent of its engine and cluster to delete the primitive (Job, PipelineRun).
+//! API asks the agent that holds its primitive (Job, PipelineRun) to delete it.
 //!
-//! The command is resent until acknowledged (and waits while no agent is connected); the
-//! acknowledgement sets the `PrimitiveReleased` condition, after which nothing is sent
-//! again, also after a restart.
+//! What exists is what agents say exists: each session keeps the primitives of its Hello's
+//! inventory and later reports (`AgentSession::held`). A release goes to a session holding
+//! the primitive, is resent until acknowledged, and the acknowledgement only forgets it: no
+//! status write. After a restart of either side the next Hello's inventory lists only the
+//! primitives still there, so nothing released is asked for again and nothing left over is
+//! missed. Each replica releases what the agents connected to it hold.
 
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::ResourceExt;
 use wfe_core::Engine;
-use wfe_core::conditions::{ConditionStatus, ConditionUpdate};
 use wfe_k8s::WorkflowExecution;
 use wfe_proto::agent::{self, SessionResponse, session_response::Message};
-use wfe_proto::v1;
 
 use super::Dispatcher;
 use super::dispatcher::{assignment_id, parse_assignment_id};
-use super::registry::AgentSession;
+use super::registry::{AgentSession, HeldPrimitive};
 use crate::status::audit_sync::audit_complete;
-use crate::status::{Edit, transitions, update_status};
 use crate::store::ExecKey;
 
 /// Command ids of releases: `release/<namespace>/<name>/<fencing token>`.
 pub const PREFIX: &str = "release/";
-/// The condition type set once an agent acknowledged the release.
-pub const PRIMITIVE_RELEASED: &str = "PrimitiveReleased";
 
-/// Whether the execution's primitive was released.
-pub fn released(obj: &WorkflowExecution) -> bool {
-    obj.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == PRIMITIVE_RELEASED && c.status == ConditionStatus::True.as_str())
-    })
-}
+/// The longest time between two looks at the held primitives: releases are due minutes
+/// after completion, so a second's delay costs nothing, and a pass over every held
+/// primitive on each index change would.
+const RELEASE_PASS_EVERY: Duration = Duration::from_secs(1);
 
-/// Whether the primitive may be released now: terminal, a primitive exists, the audit is
-/// recorded, the retention passed, and it was not released yet.
-pub fn releasable(obj: &WorkflowExecution, retention: std::time::Duration, now: Timestamp) -> bool {
+/// Whether the primitive of an execution may be released now: terminal, the audit is
+/// recorded, the retention passed.
+pub fn releasable(obj: &WorkflowExecution, retention: Duration, now: Timestamp) -> bool {
     let Some(st) = &obj.status else { return false };
     let Some(done) = &st.completion_time else {
         return false;
     };
     let retention = jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX);
     let due = done.0.checked_add(retention).is_ok_and(|t| t <= now);
-    st.execution_ref.is_some() && due && !released(obj) && audit_complete(obj)
+    due && audit_complete(obj)
+}
+
+/// Whether a session may be asked to release this execution's primitive: the execution is
+/// of its engine and cluster, and the primitive it holds belongs to this execution (not to
+/// an earlier one of the same name, deleted and created again).
+fn belongs(obj: &WorkflowExecution, session: &AgentSession, held_uid: &str) -> bool {
+    let engine = Engine::parse(&obj.spec.execution_engine).ok();
+    let same_uid = held_uid.is_empty() || obj.uid().is_none_or(|u| u == held_uid);
+    engine == Some(session.engine) && obj.spec.cluster_id == session.cluster_id && same_uid
 }
 
 impl Dispatcher {
-    /// Sends the releases that are due.
+    /// Sends the releases that are due, at most once per `RELEASE_PASS_EVERY` (sooner with a
+    /// shorter retention).
     pub(super) fn release_pass(&self) {
-        let now = Timestamp::now();
         let retention = self.ctx.config.primitive_retention;
-        let Ok(cutoff) = jiff::SignedDuration::try_from(retention)
-            .map_err(|_| ())
-            .and_then(|r| now.checked_sub(r).map_err(|_| ()))
-        else {
-            return; // a retention longer than the calendar: never released
-        };
-        for obj in self.ctx.index.unreleased_until(cutoff) {
-            if releasable(&obj, retention, now) {
-                self.release(&obj);
+        {
+            let mut last = self.last_release_pass.lock();
+            if last.is_some_and(|t| t.elapsed() < retention.min(RELEASE_PASS_EVERY)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        self.prune_inflight();
+        let now = Timestamp::now();
+        for session in self.ctx.agents.all() {
+            for (obj, held) in self.due_releases(&session, retention, now) {
+                self.release(&session, &obj, held);
             }
         }
     }
 
-    fn release(&self, obj: &WorkflowExecution) {
+    /// The session's held primitives whose execution is releasable now.
+    fn due_releases(
+        &self,
+        session: &AgentSession,
+        retention: Duration,
+        now: Timestamp,
+    ) -> Vec<(std::sync::Arc<WorkflowExecution>, HeldPrimitive)> {
+        let held = session.held.lock();
+        held.iter()
+            .filter_map(|(key, h)| {
+                let obj = self.ctx.index.get(key)?;
+                (belongs(&obj, session, &h.execution_uid) && releasable(&obj, retention, now))
+                    .then(|| (obj, h.clone()))
+            })
+            .collect()
+    }
+
+    fn release(&self, session: &AgentSession, obj: &WorkflowExecution, held: HeldPrimitive) {
         let key = ExecKey::of(obj);
-        let Some(session) = self.release_target(obj) else {
-            return; // no agent here: another replica's, or the next one to connect, does it
-        };
         let token = obj
             .status
             .as_ref()
@@ -78,10 +98,17 @@ impl Dispatcher {
             .map_or(0, |a| a.fencing_token);
         let id = format!("{PREFIX}{}", assignment_id(&key, token));
         if !self.due(&id) {
-            return;
+            return; // sent to this or another holder within the ack timeout
         }
-        let Some(msg) = release_message(obj, &key, id.clone(), token) else {
-            return;
+        let msg = agent::Release {
+            command_id: id.clone(),
+            execution: Some(agent::ExecutionKey {
+                name: key.name.clone(),
+                namespace: key.namespace.clone(),
+                uid: obj.uid().unwrap_or_default(),
+            }),
+            fencing_token: token,
+            primitive: Some(held.primitive),
         };
         tracing::info!(execution = %key, agent = %session.agent_id, "releasing the primitive");
         let sent = session.tx.try_send(SessionResponse {
@@ -93,83 +120,23 @@ impl Dispatcher {
         self.mark_sent(id);
     }
 
-    /// The agent that ran it when connected here; when it is connected to another replica,
-    /// none (that replica releases); otherwise any agent of its engine and cluster here.
-    fn release_target(&self, obj: &WorkflowExecution) -> Option<Arc<AgentSession>> {
-        let engine = Engine::parse(&obj.spec.execution_engine).ok()?;
-        let cluster = &obj.spec.cluster_id;
-        let assigned = obj.status.as_ref()?.assignment.as_ref();
-        if let Some(a) = assigned {
-            if let Some(s) = self.ctx.agents.by_agent(&a.agent_id) {
-                return Some(s);
-            }
-            if self.ctx.liveness.alive_elsewhere(&a.agent_id) {
-                return None;
-            }
-        }
-        self.ctx
-            .agents
-            .all()
-            .into_iter()
-            .filter(|s| s.engine == engine && s.cluster_id == *cluster)
-            .min_by(|a, b| a.agent_id.cmp(&b.agent_id))
-    }
-
-    /// An agent acknowledged a release: record PrimitiveReleased (once).
-    pub(super) async fn on_release_ack(&self, session: &AgentSession, id: &str) {
-        let Some((key, _token)) = parse_assignment_id(id) else {
+    /// An agent acknowledged a release: the primitive is gone; every session of that engine
+    /// and cluster forgets it. No write: the next inventory will not list it.
+    pub(super) fn on_release_ack(&self, session: &AgentSession, command_id: &str) {
+        let Some((key, _token)) = command_id
+            .strip_prefix(PREFIX)
+            .and_then(parse_assignment_id)
+        else {
             return;
         };
-        let agent_id = session.agent_id.clone();
-        let res = update_status(&self.ctx, &key, |obj, st, now| {
-            if released(obj) {
-                return Edit::Skip;
+        tracing::debug!(execution = %key, agent = %session.agent_id, "primitive released");
+        for s in self.ctx.agents.all() {
+            if s.engine == session.engine && s.cluster_id == session.cluster_id {
+                s.forget(&key);
             }
-            let what = st
-                .execution_ref
-                .as_ref()
-                .map(|r| format!("{} {}/{}", r.kind, r.namespace, r.name))
-                .unwrap_or_default();
-            let update = ConditionUpdate {
-                type_: PRIMITIVE_RELEASED,
-                status: ConditionStatus::True,
-                reason: "Released",
-                message: format!("primitive {what} released by agent {agent_id}"),
-            };
-            transitions::set_condition(obj, st, update, now);
-            Edit::Write
-        })
-        .await;
-        if let Err(e) = res {
-            tracing::warn!(execution = %key, error = %e, "recording the release failed");
         }
+        self.forget_command(command_id);
     }
-}
-
-fn release_message(
-    obj: &WorkflowExecution,
-    key: &ExecKey,
-    command_id: String,
-    token: u64,
-) -> Option<agent::Release> {
-    let r = obj.status.as_ref()?.execution_ref.as_ref()?;
-    Some(agent::Release {
-        command_id,
-        execution: Some(agent::ExecutionKey {
-            name: key.name.clone(),
-            namespace: key.namespace.clone(),
-            uid: obj.uid().unwrap_or_default(),
-        }),
-        fencing_token: token,
-        primitive: Some(v1::PrimitiveReference {
-            cluster_id: r.cluster_id.clone(),
-            api_version: r.api_version.clone(),
-            kind: r.kind.clone(),
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
-            uid: r.uid.clone(),
-        }),
-    })
 }
 
 #[cfg(test)]
@@ -211,8 +178,8 @@ mod tests {
     }
 
     #[test]
-    fn released_only_after_audit_and_retention_and_once() {
-        let retention = std::time::Duration::from_secs(600);
+    fn released_only_after_audit_and_retention() {
+        let retention = Duration::from_secs(600);
         let before = Timestamp::from_second(1_599).unwrap();
         let after = Timestamp::from_second(1_600).unwrap();
         assert!(
@@ -220,17 +187,9 @@ mod tests {
             "audit first"
         );
         assert!(!releasable(&terminal(true), retention, before), "retention");
-        let mut w = terminal(true);
-        assert!(releasable(&w, retention, after));
-        let st = w.status.as_mut().unwrap();
-        st.conditions.push(Condition {
-            type_: PRIMITIVE_RELEASED.into(),
-            status: "True".into(),
-            reason: "Released".into(),
-            message: String::new(),
-            last_transition_time: Time(after),
-            observed_generation: None,
-        });
-        assert!(!releasable(&w, retention, after), "not twice");
+        assert!(releasable(&terminal(true), retention, after));
+        let mut running = terminal(true);
+        running.status.as_mut().unwrap().completion_time = None;
+        assert!(!releasable(&running, retention, after), "terminal first");
     }
 }

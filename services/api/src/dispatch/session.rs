@@ -100,6 +100,7 @@ impl AgentSessionService for SessionService {
             last_seen: parking_lot::Mutex::new(Instant::now()),
             tx,
             closed: closed.clone(),
+            held: parking_lot::Mutex::default(),
         });
         let welcome = agent::Welcome {
             session_id: session.session_id.clone(),
@@ -236,6 +237,7 @@ impl Reader {
         // Register only after the inventory converged, so the dispatcher sees the agent's
         // real load and does not reassign what it already runs.
         for r in inventory {
+            self.session.note_report(&r);
             apply_report(&self.ctx, &self.reporter(), r).await;
         }
         let queues = ReportQueues::new(self.ctx.clone(), self.reporter());
@@ -274,7 +276,10 @@ impl Reader {
                 .reported_free
                 .store(h.free_slots, Ordering::Relaxed),
             Some(M::Ack(a)) => self.dispatcher.on_ack(&self.session, a).await,
-            Some(M::Status(r)) => queues.send(r),
+            Some(M::Status(r)) => {
+                self.session.note_report(&r);
+                queues.send(r);
+            }
             Some(M::Draining(d)) => {
                 tracing::info!(agent = %self.session.agent_id, reason = %d.reason, "agent draining");
                 self.session.draining.store(true, Ordering::Relaxed);
