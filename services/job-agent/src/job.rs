@@ -20,8 +20,11 @@ use wfe_proto::agent::Assign;
 
 /// The one container of the Job.
 pub const CONTAINER: &str = "workflow";
-/// `ttlSecondsAfterFinished`: a fallback cleanup if the API never releases the Job.
-pub const TTL_SECONDS_AFTER_FINISHED: i32 = 600;
+/// `ttlSecondsAfterFinished`: a fallback cleanup if the API never releases the Job. An hour,
+/// well after the API's release (`--primitive-retention`, 10 minutes after the execution's
+/// audit is recorded): while both were 10 minutes the TTL controller won the race and could
+/// delete a Job whose result an API outage had not collected yet.
+pub const TTL_SECONDS_AFTER_FINISHED: i32 = 3600;
 /// `activeDeadlineSeconds` when the execution has no deadline (30 minutes).
 pub const DEFAULT_ACTIVE_DEADLINE_SECONDS: i64 = 1800;
 /// Exit code of a SIGKILLed container (OOM kill, node pressure).

@@ -53,7 +53,7 @@ fn job_matches_reference_4_2() {
     );
     let spec = job.spec.expect("spec");
     assert_eq!(spec.backoff_limit, Some(0));
-    assert_eq!(spec.ttl_seconds_after_finished, Some(600));
+    assert_eq!(spec.ttl_seconds_after_finished, Some(3600));
     assert_eq!(spec.active_deadline_seconds, Some(1800));
     let rules = spec.pod_failure_policy.expect("policy").rules;
     assert_eq!(rules.len(), 2);
