@@ -35,6 +35,12 @@ pub struct Args {
     /// Instead of the run: store this many terminal executions and report the API's RSS.
     #[arg(long, env = "WFE_BENCH_STORED")]
     pub stored: Option<usize>,
+    /// Also count writes over each execution's whole life: the API releases primitives this
+    /// many seconds after an execution's audit (its `--primitive-retention`, 10 minutes in
+    /// production), and the harness waits for every measured Job to be deleted. The warm-up's
+    /// Jobs are deleted before the measured batch starts.
+    #[arg(long, env = "WFE_BENCH_WHOLE_LIFE", value_name = "RETENTION_SECONDS")]
+    pub whole_life: Option<u64>,
     /// Do not watch the sandbox to count writes (to see what the counting costs).
     #[arg(long, env = "WFE_BENCH_NO_WRITE_COUNT")]
     pub no_write_count: bool,
@@ -60,6 +66,10 @@ impl Args {
                 "--rate must be a positive number of executions per minute, got {rate}"
             );
         }
+        anyhow::ensure!(
+            self.whole_life.is_none() || !self.no_write_count,
+            "--whole-life counts writes: it cannot go with --no-write-count"
+        );
         match self.stored {
             Some(n) => crate::stored::run(&self, n).await,
             None => crate::run::run(&self).await,

@@ -44,7 +44,9 @@ pub async fn start(args: &Args) -> anyhow::Result<Running> {
     let wfe = crate::binary::wfe(args.wfe.as_ref())?;
     let mut stack = Stack::new(wfe, &args.component_log, args.keep)?;
     stack.start_sandbox().await?;
-    stack.start_api().await?;
+    stack
+        .start_api(args.whole_life.map(Duration::from_secs))
+        .await?;
     stack.start_agent(args.agent_capacity).await?;
     let client = crate::grpc::connect(stack.grpc, CALLER_TOKEN).await?;
     let recorder = Recorder::default();
@@ -89,6 +91,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             d.errors.len()
         );
         settle(&r).await;
+        if args.whole_life.is_some() {
+            wait_jobs_deleted(&r, None, args.warmup as u64, args).await;
+        }
     }
     let before_procs = proc_snapshot(&r.stack);
     let before_writes = r.writes.as_ref().map(WriteCounter::snapshot);
@@ -102,8 +107,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         .await?
         .since(&before_hist);
     settle(&r).await;
-    let writes = match (&r.writes, before_writes) {
-        (Some(w), Some(b)) => Some(crate::writes::diff(&b, &w.snapshot())),
+    let writes = match (&r.writes, &before_writes) {
+        (Some(w), Some(b)) => Some(crate::writes::diff(b, &w.snapshot())),
         _ => None,
     };
     let changes = match (&r.writes, before_changes) {
@@ -119,8 +124,18 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         ),
         _ => None,
     };
+    let whole_life = match (args.whole_life, &r.writes, &before_writes) {
+        (Some(_), Some(w), Some(b)) => {
+            let jobs = driven.outcomes.len() as u64;
+            wait_jobs_deleted(&r, Some(b), jobs, args).await;
+            settle(&r).await;
+            Some(crate::writes::diff(b, &w.snapshot()))
+        }
+        _ => None,
+    };
     let m = Measured {
         changes,
+        whole_life,
         driven,
         wall,
         procs: proc_delta(&before_procs, &proc_snapshot(&r.stack)),
@@ -142,6 +157,29 @@ fn plan(run: &str, n: usize, m: usize, args: &Args, timeout: Duration) -> Plan {
         interval: args
             .rate
             .map(|per_minute| Duration::from_secs_f64(60.0 / per_minute)),
+    }
+}
+
+/// Waits until `jobs` Jobs were deleted since `since` (since the start without it): their
+/// executions' retention (`--whole-life`) passed and the agent released them. Gives up
+/// after the retention plus two minutes; the report then shows the shortfall.
+async fn wait_jobs_deleted(
+    r: &Running,
+    since: Option<&crate::writes::Counts>,
+    jobs: u64,
+    args: &Args,
+) {
+    let Some(w) = &r.writes else { return };
+    let retention = Duration::from_secs(args.whole_life.unwrap_or(0));
+    let deadline = Instant::now() + retention + Duration::from_secs(120);
+    let deleted = || {
+        let now = w.snapshot();
+        let d = |c: &crate::writes::Counts| c.get(&("Job", "DELETED")).copied().unwrap_or(0);
+        d(&now) - since.map_or(0, d)
+    };
+    eprintln!("waiting for {jobs} Jobs to be released (retention {retention:?})");
+    while deleted() < jobs && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

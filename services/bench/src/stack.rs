@@ -136,9 +136,10 @@ impl Stack {
         self.start("sandbox", args, &url).await
     }
 
-    /// Starts `wfe api` with production defaults and waits for `/readyz`.
-    pub async fn start_api(&mut self) -> anyhow::Result<()> {
-        let args = [
+    /// Starts `wfe api` with production defaults (but `retention`, the primitives'
+    /// `--primitive-retention`, when given) and waits for `/readyz`.
+    pub async fn start_api(&mut self, retention: Option<Duration>) -> anyhow::Result<()> {
+        let mut args = [
             "api",
             "--grpc-addr",
             &self.grpc.to_string(),
@@ -155,6 +156,12 @@ impl Stack {
         ]
         .map(str::to_owned)
         .to_vec();
+        if let Some(r) = retention {
+            args.extend([
+                "--primitive-retention".to_owned(),
+                format!("{}s", r.as_secs()),
+            ]);
+        }
         let url = format!("http://{}/readyz", self.api_admin);
         self.start("workflow-api", args, &url).await
     }

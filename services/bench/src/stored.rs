@@ -36,7 +36,7 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
     store(&api, &seed, &run, n).await?;
     let stored_in = t.elapsed();
     let t = Instant::now();
-    r.stack.start_api().await?;
+    r.stack.start_api(None).await?;
     let synced_in = t.elapsed();
     // Work the API starts after its sync (audit resync, lock checks) settles first.
     tokio::time::sleep(Duration::from_secs(3)).await;
