@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::agent::{self, FakeAgent};
+use common::agent;
 use common::datastorage::FakeDataStorage;
 use common::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -15,16 +15,6 @@ use wfe_proto::v1;
 
 const STARTED: &str = "workflowexecution.workflow.started";
 const COMPLETED: &str = "workflowexecution.workflow.completed";
-
-async fn job_agent(
-    running: &wfe_api::Running,
-    id: &str,
-    inventory: Vec<wfe_proto::agent::StatusReport>,
-) -> FakeAgent {
-    agent::connect(running, "job-local", agent::hello(id, "", "job", inventory))
-        .await
-        .unwrap()
-}
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -42,7 +32,7 @@ async fn datastorage_outage_and_restart_deliver_every_event_once() {
     let config = env.datastorage_config(&ds.url);
     let api = env.start(config.clone()).await;
     let c = client(&api, CALLER_TOKEN).await;
-    let mut ag = job_agent(&api, "job-1", vec![]).await;
+    let mut ag = agent::job_agent(&api, "job-1", vec![]).await;
     let exec = c
         .clone()
         .execute_workflow(execute_req("default/Deployment/ds", "wf-1", ""))
@@ -72,7 +62,7 @@ async fn datastorage_outage_and_restart_deliver_every_event_once() {
     let api = env.start(config).await;
     let c = client(&api, CALLER_TOKEN).await;
     let running = agent::report(&assign, PrimitivePhase::Running);
-    let ag = job_agent(&api, "job-1", vec![running]).await;
+    let ag = agent::job_agent(&api, "job-1", vec![running]).await;
     ag.report(agent::report(&assign, PrimitivePhase::Succeeded))
         .await;
     wait_phase(&c, &exec.name, v1::Phase::Completed).await;

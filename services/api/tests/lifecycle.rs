@@ -3,28 +3,18 @@
 
 mod common;
 
-use common::agent::{self, FakeAgent};
+use common::agent;
 use common::*;
 use futures::StreamExt;
 use wfe_proto::agent::PrimitivePhase;
 use wfe_proto::v1::{self, WatchEventType};
-
-async fn job_agent(
-    running: &wfe_api::Running,
-    id: &str,
-    inventory: Vec<wfe_proto::agent::StatusReport>,
-) -> FakeAgent {
-    agent::connect(running, "job-local", agent::hello(id, "", "job", inventory))
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_mid_execution_loses_and_duplicates_nothing() {
     let env = Env::new().await;
     let api = env.start(env.config()).await;
     let c = client(&api, CALLER_TOKEN).await;
-    let mut ag = job_agent(&api, "job-1", vec![]).await;
+    let mut ag = agent::job_agent(&api, "job-1", vec![]).await;
     let exec = c
         .clone()
         .execute_workflow(execute_req("default/Deployment/restart", "wf-1", "key-1"))
@@ -51,7 +41,7 @@ async fn restart_mid_execution_loses_and_duplicates_nothing() {
     );
     // The agent reconnects with its inventory, then reports completion.
     let running = agent::report(&assign, PrimitivePhase::Running);
-    let ag = job_agent(&api, "job-1", vec![running]).await;
+    let ag = agent::job_agent(&api, "job-1", vec![running]).await;
     ag.report(agent::report(&assign, PrimitivePhase::Succeeded))
         .await;
     let e = wait_phase(&c, &exec.name, v1::Phase::Completed).await;
@@ -92,7 +82,7 @@ async fn lost_agent_work_is_adopted_by_another_with_a_new_fencing_token() {
     let env = Env::new().await;
     let api = env.start(env.config()).await;
     let c = client(&api, CALLER_TOKEN).await;
-    let mut first = job_agent(&api, "job-a", vec![]).await;
+    let mut first = agent::job_agent(&api, "job-a", vec![]).await;
     let exec = c
         .clone()
         .execute_workflow(execute_req("default/Deployment/lost", "wf-1", ""))
@@ -108,7 +98,7 @@ async fn lost_agent_work_is_adopted_by_another_with_a_new_fencing_token() {
         .await;
     wait_phase(&c, &exec.name, v1::Phase::Running).await;
 
-    let mut second = job_agent(&api, "job-b", vec![]).await;
+    let mut second = agent::job_agent(&api, "job-b", vec![]).await;
     first.kill(); // stream closes, heartbeats stop
     let a2 = second.next_assign().await;
     assert_eq!(a2.execution.as_ref().unwrap().name, exec.name);
@@ -141,7 +131,7 @@ async fn a_connected_agent_that_stops_heartbeating_is_lost() {
     let env = Env::new().await;
     let api = env.start(env.config()).await;
     let c = client(&api, CALLER_TOKEN).await;
-    let mut hung = job_agent(&api, "job-hung", vec![]).await;
+    let mut hung = agent::job_agent(&api, "job-hung", vec![]).await;
     let exec = start_execution(&mut c.clone(), "default/Deployment/hung", "wf-1").await;
     let a1 = hung.next_assign().await;
     hung.ack(&a1.assignment_id).await;
@@ -149,7 +139,7 @@ async fn a_connected_agent_that_stops_heartbeating_is_lost() {
         .await;
     wait_phase(&c, &exec, v1::Phase::Running).await;
 
-    let mut second = job_agent(&api, "job-b", vec![]).await;
+    let mut second = agent::job_agent(&api, "job-b", vec![]).await;
     hung.go_silent(); // the stream stays open: only the missing heartbeats tell
     let a2 = second.next_assign().await;
     assert_eq!(a2.execution.as_ref().unwrap().name, exec);
@@ -193,7 +183,7 @@ async fn cancel_pending_at_once_and_running_through_the_agent() {
     assert_eq!(fd.reason, v1::FailureReason::Cancelled as i32);
     assert!(!fd.was_execution_failure);
 
-    let mut ag = job_agent(&api, "job-1", vec![]).await;
+    let mut ag = agent::job_agent(&api, "job-1", vec![]).await;
     let running = c
         .execute_workflow(execute_req("default/Deployment/c2", "wf-1", ""))
         .await

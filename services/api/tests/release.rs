@@ -12,16 +12,6 @@ use common::*;
 use wfe_proto::agent::PrimitivePhase;
 use wfe_proto::agent::session_response::Message;
 
-async fn job_agent(
-    running: &wfe_api::Running,
-    id: &str,
-    inventory: Vec<wfe_proto::agent::StatusReport>,
-) -> FakeAgent {
-    agent::connect(running, "job-local", agent::hello(id, "", "job", inventory))
-        .await
-        .unwrap()
-}
-
 /// Asserts that no Release reaches the agent within `within`.
 async fn no_release(a: &mut FakeAgent, within: Duration, why: &str) {
     let deadline = tokio::time::Instant::now() + within;
@@ -40,7 +30,7 @@ async fn primitive_released_by_its_holder_after_audit_until_acked_without_a_writ
     let ack_timeout = config.ack_timeout;
     let api = env.start(config).await;
     let mut c = client(&api, CALLER_TOKEN).await;
-    let mut first = job_agent(&api, "job-1", vec![]).await;
+    let mut first = agent::job_agent(&api, "job-1", vec![]).await;
     let exec = c
         .execute_workflow(execute_req("default/Deployment/rel", "wf-1", ""))
         .await
@@ -64,14 +54,14 @@ async fn primitive_released_by_its_holder_after_audit_until_acked_without_a_writ
     // The agent dies without acknowledging. An agent whose inventory does not list the
     // primitive is not asked; one whose inventory lists it is.
     drop(first);
-    let mut empty = job_agent(&api, "job-2", vec![]).await;
+    let mut empty = agent::job_agent(&api, "job-2", vec![]).await;
     no_release(
         &mut empty,
         ack_timeout * 3,
         "released to an agent not holding it",
     )
     .await;
-    let mut holder = job_agent(&api, "job-3", vec![done.clone()]).await;
+    let mut holder = agent::job_agent(&api, "job-3", vec![done.clone()]).await;
     let again = holder.next_release().await;
     assert_eq!(again.primitive, r.primitive);
     let rv = get(&mut c, &exec.name).await.resource_version;
@@ -87,14 +77,14 @@ async fn primitive_released_by_its_holder_after_audit_until_acked_without_a_writ
     // After a restart: an agent whose inventory no longer lists it is not asked; one whose
     // inventory still does (its Job survived: say the delete never happened) is.
     let api = env.start(env.config()).await;
-    let mut gone = job_agent(&api, "job-4", vec![]).await;
+    let mut gone = agent::job_agent(&api, "job-4", vec![]).await;
     no_release(
         &mut gone,
         Duration::from_millis(1200),
         "released after a restart",
     )
     .await;
-    let mut still = job_agent(&api, "job-5", vec![done]).await;
+    let mut still = agent::job_agent(&api, "job-5", vec![done]).await;
     let left_over = still.next_release().await;
     assert_eq!(left_over.primitive, r.primitive);
     api.shutdown().await;

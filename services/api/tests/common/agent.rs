@@ -46,6 +46,17 @@ pub fn hello(
     }
 }
 
+/// A job agent of the local cluster, connected with the local job agents' token.
+pub async fn job_agent(
+    running: &wfe_api::Running,
+    id: &str,
+    inventory: Vec<agent::StatusReport>,
+) -> FakeAgent {
+    connect(running, "job-local", hello(id, "", "job", inventory))
+        .await
+        .unwrap()
+}
+
 fn msg(m: session_request::Message) -> SessionRequest {
     SessionRequest { message: Some(m) }
 }
