@@ -1,5 +1,5 @@
 //! Cancellation of a Pending execution (fails at once) and of a Running one (the
-//! agent stops the Job first).
+//! agent stops the Job or the PipelineRun first).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -105,4 +105,42 @@ async fn cancelling_a_running_execution_stops_its_job() {
     })
     .await
     .expect("cancel deletes the Job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_tekton_execution_cancels_its_pipelinerun() {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    let exec = stack
+        .execute(&Req::tekton("default/Deployment/api").outcome("hang"))
+        .await
+        .expect("execute")
+        .execution
+        .expect("execution");
+    let running = stack
+        .wait_phase(&exec.name, Phase::Running)
+        .await
+        .expect("Running");
+    let run = running
+        .status
+        .and_then(|s| s.execution_ref)
+        .expect("executionRef");
+    assert_eq!(run.kind, "PipelineRun");
+
+    let mut c = stack.grpc_client().await.expect("client");
+    c.cancel_workflow_execution(cancel(&exec.name))
+        .await
+        .expect("cancel");
+    let failed = stack
+        .wait_phase(&exec.name, Phase::Failed)
+        .await
+        .expect("Failed");
+    let f = failure(&failed).expect("failure");
+    assert_eq!(f.reason(), FailureReason::Cancelled, "{f:?}");
+    assert!(f.was_execution_failure, "it had started");
+    // Tekton's way to stop a run: spec.status Cancelled, the run kept for its record.
+    let pr = stack
+        .kubectl_json(&["get", "pipelinerun", "-n", &run.namespace, &run.name])
+        .await
+        .expect("kubectl get pipelinerun");
+    assert_eq!(pr["spec"]["status"], "Cancelled", "{pr}");
 }
