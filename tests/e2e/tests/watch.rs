@@ -95,3 +95,44 @@ async fn watch_resumes_after_a_disconnect() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_before_an_api_restart_gets_a_reset_and_the_state_now() {
+    let mut stack = Stack::start(StackOptions::default()).await.expect("stack");
+    let mut c = stack.grpc_client().await.expect("client");
+    let mut s = watch(&mut c, "").await;
+    assert_eq!(next(&mut s).await.r#type(), WatchEventType::Synced);
+    let exec = stack
+        .execute(&Req::job(T).duration("3s"))
+        .await
+        .expect("execute")
+        .execution
+        .expect("execution");
+    let token = next(&mut s).await.resume_token;
+    drop(s);
+
+    // The API dies (its change ring with it) and comes back; the execution finishes.
+    stack
+        .restart(wfe_e2e::Component::Api(0))
+        .await
+        .expect("restart");
+    stack
+        .wait_phase(&exec.name, Phase::Completed)
+        .await
+        .expect("Completed across the restart");
+
+    // The old token cannot be resumed from: RESET, then the whole state, then SYNCED.
+    let mut c = stack.grpc_client().await.expect("client");
+    let mut s = watch(&mut c, &token).await;
+    assert_eq!(next(&mut s).await.r#type(), WatchEventType::Reset);
+    let added = next(&mut s).await;
+    assert_eq!(added.r#type(), WatchEventType::Added);
+    let e = added.execution.expect("execution");
+    assert_eq!(
+        (e.name.as_str(), phase_of(&e)),
+        (exec.name.as_str(), Phase::Completed)
+    );
+    let synced = next(&mut s).await;
+    assert_eq!(synced.r#type(), WatchEventType::Synced);
+    assert_ne!(synced.resume_token, token, "a token of the new process");
+}
