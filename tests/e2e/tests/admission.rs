@@ -1,5 +1,6 @@
-//! Safety rules through the real stack: skip (ResourceBusy), backoff after a
-//! pre-execution failure, block after an execution failure, and ClearBlock.
+//! Safety rules through the real stack: skip (ResourceBusy), cooldown
+//! (RecentlyRemediated), backoff after a pre-execution failure, ExhaustedRetries after
+//! consecutive ones, block after an execution failure, and ClearBlock.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -161,5 +162,101 @@ async fn execution_failure_blocks_until_clear_block() {
     assert!(
         cleared_event.to_string().contains(OPERATOR_IDENTITY),
         "{cleared_event}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_workflow_is_skipped_in_its_cooldown_another_runs() {
+    let opts = StackOptions::default().api_flag("--cooldown", "1h");
+    let stack = Stack::start(opts).await.expect("stack");
+    let done = stack
+        .execute(&Req::job(T).duration("100ms"))
+        .await
+        .expect("first")
+        .execution
+        .expect("execution");
+    let done = stack
+        .wait_phase(&done.name, Phase::Completed)
+        .await
+        .expect("Completed");
+
+    let again = stack
+        .execute(&Req::job(T).remediation("rr-again"))
+        .await
+        .expect("again");
+    assert_eq!(again.disposition, Disposition::Skipped as i32);
+    assert_eq!(skip(&again).reason(), BlockReason::RecentlyRemediated);
+    let completed = done
+        .status
+        .and_then(|s| s.completion_time)
+        .expect("completionTime");
+    let next = skip(&again)
+        .next_allowed_execution
+        .expect("says when the cooldown ends");
+    assert_eq!(
+        next.seconds - completed.seconds,
+        3600,
+        "one cooldown after the completion"
+    );
+
+    // The cooldown is per workflow: another one on the same target runs.
+    let other = stack
+        .execute(
+            &Req::job(T)
+                .workflow("scale-deployment")
+                .remediation("rr-other"),
+        )
+        .await
+        .expect("other workflow");
+    assert_eq!(other.disposition, Disposition::Created as i32, "{other:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consecutive_pre_execution_failures_exhaust_retries() {
+    let opts = StackOptions::default()
+        .stuck_grace(1)
+        .api_flag("--max-consecutive-failures", "2");
+    let stack = Stack::start(opts).await.expect("stack");
+    let failing = || Req::job(T).outcome("image-pull-error");
+    let first = stack
+        .execute(&failing())
+        .await
+        .expect("first")
+        .execution
+        .expect("execution");
+    stack
+        .wait_phase(&first.name, Phase::Failed)
+        .await
+        .expect("first Failed");
+    // Admitted again once the 1 s backoff passed; it fails the same way.
+    let second = eventually(Duration::from_secs(15), "admission after backoff", || {
+        let stack = &stack;
+        async move {
+            let r = stack.execute(&failing()).await?;
+            Ok((r.disposition == Disposition::Created as i32).then_some(r))
+        }
+    })
+    .await
+    .expect("second admitted")
+    .execution
+    .expect("execution");
+    stack
+        .wait_phase(&second.name, Phase::Failed)
+        .await
+        .expect("second Failed");
+
+    // Two in a row: a block (for --exhausted-retries-block, 1 h), not a backoff: it
+    // still holds after the 2 s a second backoff would have lasted.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let blocked = stack.execute(&Req::job(T)).await.expect("third");
+    assert_eq!(blocked.disposition, Disposition::Skipped as i32);
+    assert_eq!(
+        skip(&blocked).reason(),
+        BlockReason::ExhaustedRetries,
+        "{blocked:?}"
+    );
+    assert!(
+        skip(&blocked).next_allowed_execution.is_some(),
+        "the block ends by itself"
     );
 }
