@@ -39,4 +39,54 @@ Run a workflow (paste it):
   kubectl --kubeconfig {kubeconfig} get wfe
 "#
     );
+    for hint in missing_client_hints(&path_dirs()) {
+        println!("  {hint}");
+    }
+}
+
+/// The clients the banner's commands use, and how to get each one.
+const CLIENTS: [(&str, &str); 2] = [
+    (
+        "grpcurl",
+        "grpcurl is not on PATH: python3 -m pip install -r tests/requirements.txt",
+    ),
+    (
+        "kubectl",
+        "kubectl is not on PATH: install it to look at the sandbox's resources",
+    ),
+];
+
+fn path_dirs() -> Vec<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
+}
+
+/// A hint for each client the banner's commands need that no directory in `path` holds,
+/// so a newcomer learns it here rather than from "command not found".
+fn missing_client_hints(path: &[std::path::PathBuf]) -> Vec<&'static str> {
+    CLIENTS
+        .iter()
+        .filter(|(bin, _)| !path.iter().any(|dir| dir.join(bin).is_file()))
+        .map(|(_, hint)| *hint)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_only_the_missing_clients() {
+        let dir = std::env::temp_dir().join(format!("wfe-banner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kubectl"), "").unwrap();
+        let hints = missing_client_hints(std::slice::from_ref(&dir));
+        assert_eq!(hints.len(), 1, "{hints:?}");
+        assert!(hints[0].starts_with("grpcurl is not on PATH"));
+        std::fs::write(dir.join("grpcurl"), "").unwrap();
+        assert!(missing_client_hints(std::slice::from_ref(&dir)).is_empty());
+        assert_eq!(missing_client_hints(&[]).len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
