@@ -27,7 +27,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Known differences from a real API server: no authentication/authorisation, no admission
+//! Known differences from a real API server: no authentication/authorisation, ResourceQuota
+//! enforces object counts only (see [`quota`]), no admission
 //! webhooks, protobuf only as noted below, no CRD version conversion (all versions share one stored form), no
 //! managedFields/field ownership (server-side apply merges the applied config, never removes fields
 //! a manager dropped from its next apply, and never reports
@@ -59,6 +60,7 @@ pub mod meta;
 pub mod objects;
 pub mod patch;
 pub mod persist;
+pub mod quota;
 pub mod resources;
 pub mod schema;
 pub mod selector;

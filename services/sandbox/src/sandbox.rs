@@ -97,6 +97,7 @@ impl Sandbox {
             registry: Arc::new(Registry::with_builtins()),
             bookmark_interval: config.bookmark_interval,
             shutdown: CancellationToken::new(),
+            quota: Default::default(),
         });
         restore_registry(&app);
         bootstrap(&app, &config.crds)?;

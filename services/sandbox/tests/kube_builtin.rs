@@ -422,3 +422,47 @@ async fn metadata_views_and_delete_collection() {
     assert_eq!(left, ["m3"]);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_resource_quota_refuses_the_create_past_its_object_count() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let sb = common::start().await;
+    let client = sb.kube_client().unwrap();
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "default");
+    let quota = serde_json::from_value(json!({
+        "metadata": {"name": "two-configmaps"},
+        "spec": {"hard": {"count/configmaps": "2", "cpu": "1"}}
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for name in ["a", "b"] {
+        cms.create(&PostParams::default(), &cm(name, json!({})))
+            .await
+            .unwrap();
+    }
+    let refused = cms
+        .create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = refused else {
+        panic!("an API error: {refused}");
+    };
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        status.message,
+        "configmaps \"c\" is forbidden: exceeded quota: two-configmaps, requested: count/configmaps=1, used: count/configmaps=2, limited: count/configmaps=2"
+    );
+
+    // Other namespaces and other resources are not limited; a deletion frees a slot.
+    let other: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    other
+        .create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+    cms.delete("a", &DeleteParams::default()).await.unwrap();
+    cms.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+}

@@ -22,6 +22,11 @@ struct Expect {
 /// Runs `req` on a fresh stack and checks the failure details.
 async fn expect_failure(opts: StackOptions, req: Req, want: Expect) -> Stack {
     let stack = Stack::start(opts).await.expect("stack");
+    expect_failure_on(stack, req, want).await
+}
+
+/// Runs `req` on `stack` (set up by the caller) and checks the failure details.
+async fn expect_failure_on(stack: Stack, req: Req, want: Expect) -> Stack {
     let exec = stack
         .execute(&req)
         .await
@@ -217,4 +222,81 @@ async fn tekton_bundle_not_found_is_configuration_error() {
         pre_execution(FailureReason::ConfigurationError),
     )
     .await;
+}
+
+/// Applies `manifest` (JSON) with `kubectl apply -f`, as an operator would.
+async fn kubectl_apply(stack: &Stack, name: &str, manifest: serde_json::Value) {
+    let path = stack.dir().join(format!("{name}.json"));
+    std::fs::write(&path, manifest.to_string()).expect("manifest written");
+    stack
+        .kubectl(&["apply", "-f", path.to_str().expect("utf-8 path")])
+        .await
+        .expect("kubectl apply");
+}
+
+/// A quota of zero `resource` objects in the execution namespace.
+async fn forbid_by_quota(stack: &Stack, resource: &str) {
+    let quota = serde_json::json!({
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "no-workflows", "namespace": "kubernaut-workflows"},
+        "spec": {"hard": {format!("count/{resource}"): "0"}}
+    });
+    kubectl_apply(stack, "quota", quota).await;
+}
+
+/// The quota refuses the primitive: nothing ran, so the target is not blocked.
+fn quota_exceeded(resource: &'static str) -> Expect {
+    Expect {
+        message_contains: Some(resource),
+        ..pre_execution(FailureReason::ResourceExhausted)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_refused_by_a_quota_is_resource_exhausted() {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    forbid_by_quota(&stack, "jobs.batch").await;
+    let want = quota_exceeded("exceeded quota: no-workflows, requested: count/jobs.batch=1");
+    expect_failure_on(stack, Req::job(T), want).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tekton_refused_by_a_quota_is_resource_exhausted() {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    forbid_by_quota(&stack, "pipelineruns.tekton.dev").await;
+    let want = quota_exceeded("exceeded quota: no-workflows");
+    expect_failure_on(stack, Req::tekton(T), want).await;
+}
+
+/// The execution namespace is being deleted (an object's finalizer keeps it
+/// Terminating): the API server forbids the Job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_in_a_terminating_namespace_is_forbidden() {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    let held = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "held", "namespace": "kubernaut-workflows",
+                     "finalizers": ["e2e.kubernaut.ai/hold"]}
+    });
+    kubectl_apply(&stack, "held", held).await;
+    stack
+        .kubectl(&["delete", "namespace", "kubernaut-workflows", "--wait=false"])
+        .await
+        .expect("namespace deleted");
+    let phase = stack
+        .kubectl(&[
+            "get",
+            "namespace",
+            "kubernaut-workflows",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .await
+        .expect("namespace still there");
+    assert_eq!(phase, "Terminating");
+    let want = Expect {
+        message_contains: Some("because it is being terminated"),
+        ..pre_execution(FailureReason::Forbidden)
+    };
+    expect_failure_on(stack, Req::job(T), want).await;
 }

@@ -41,6 +41,8 @@ pub struct App {
     pub bookmark_interval: Duration,
     /// Cancelled on shutdown; ends open watches so the server can stop.
     pub shutdown: CancellationToken,
+    /// ResourceQuota object counts, checked on create.
+    pub quota: crate::quota::QuotaAdmission,
 }
 
 /// The axum router serving the whole API.

@@ -55,6 +55,8 @@ pub fn create(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
 
 fn store_create(app: &Arc<App>, t: &Target, obj: Value, dry_run: bool) -> ApiResult<Obj> {
     let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+    // Held until the object is stored, so a quota's last slot is taken once.
+    let _admitted = app.quota.admit(&app.store, &t.info, t.ns(), &name)?;
     if dry_run {
         return Ok(Arc::new(obj));
     }

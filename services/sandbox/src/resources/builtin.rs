@@ -121,6 +121,17 @@ const DEFS: &[Def] = &[
         ],
     },
     Def {
+        group: "",
+        version: "v1",
+        plural: "resourcequotas",
+        singular: "resourcequota",
+        kind: "ResourceQuota",
+        namespaced: true,
+        short: &["quota"],
+        status: true,
+        fields: &[],
+    },
+    Def {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",

@@ -1,6 +1,6 @@
 //! What the server serves: built-in resources plus every version of every established CRD.
 
-mod builtin;
+pub(crate) mod builtin;
 pub mod crd;
 
 use std::collections::BTreeMap;
