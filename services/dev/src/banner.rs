@@ -73,6 +73,7 @@ fn missing_client_hints(path: &[std::path::PathBuf]) -> Vec<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
