@@ -54,6 +54,18 @@ pub struct SandboxArgs {
     /// Keep objects in this directory across restarts (in memory when absent).
     #[arg(long, env = "WFE_SANDBOX_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Bearer tokens, one `token,user,uid[,"group1,group2"]` a line (kube-apiserver's
+    /// format); requests without a known token get 401. Without it, everyone is served.
+    #[arg(long, env = "WFE_SANDBOX_TOKEN_AUTH_FILE")]
+    pub token_auth_file: Option<PathBuf>,
+    /// AlwaysAllow, or RBAC: the stored Roles, ClusterRoles and bindings decide.
+    #[arg(
+        long,
+        env = "WFE_SANDBOX_AUTHORIZATION_MODE",
+        value_enum,
+        default_value = "AlwaysAllow"
+    )]
+    pub authorization_mode: wfe_sandbox::access::AuthorizationMode,
 }
 
 impl Cli {

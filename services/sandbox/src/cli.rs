@@ -39,6 +39,18 @@ pub struct Args {
     /// Multiplies every simulated controller delay, SANDBOX_DURATION included (0 = instant).
     #[arg(long, env = "SANDBOX_TIME_SCALE", default_value_t = 1.0)]
     time_scale: f64,
+    /// Bearer tokens, one `token,user,uid[,"group1,group2"]` a line (kube-apiserver's
+    /// format); requests without a known token get 401. Without it, everyone is served.
+    #[arg(long, env = "SANDBOX_TOKEN_AUTH_FILE")]
+    token_auth_file: Option<PathBuf>,
+    /// AlwaysAllow, or RBAC: the stored Roles, ClusterRoles and bindings decide.
+    #[arg(
+        long,
+        env = "SANDBOX_AUTHORIZATION_MODE",
+        value_enum,
+        default_value = "AlwaysAllow"
+    )]
+    authorization_mode: wfe_sandbox::access::AuthorizationMode,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "SANDBOX_LOG", default_value = "info")]
     log: String,
@@ -51,7 +63,13 @@ impl Args {
             .with_env_filter(tracing_subscriber::EnvFilter::new(&self.log))
             .init();
         let crds = self.load_crds()?;
+        let access = wfe_sandbox::access::from_flags(
+            self.token_auth_file.as_deref(),
+            self.authorization_mode,
+        )
+        .map_err(anyhow::Error::msg)?;
         let config = SandboxConfig {
+            access,
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             history_size: self.history_size,

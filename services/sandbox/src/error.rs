@@ -155,6 +155,11 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 401 Unauthorized: no bearer token, or one the server does not know.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)

@@ -27,7 +27,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Known differences from a real API server: no authentication/authorisation, ResourceQuota
+//! Known differences from a real API server: authentication and authorisation only when asked
+//! for (bearer tokens and RBAC, see [`access`]), ResourceQuota
 //! enforces object counts only (see [`quota`]), no admission
 //! webhooks, protobuf only as noted below, no CRD version conversion (all versions share one stored form), no
 //! managedFields/field ownership (server-side apply merges the applied config, never removes fields
@@ -50,6 +51,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod access;
 pub mod api;
 pub mod controllers;
 pub mod error;

@@ -36,6 +36,8 @@ pub struct SandboxConfig {
     pub install_tekton_crds: bool,
     /// Multiplies every simulated controller delay, `SANDBOX_DURATION` included (0 = instant).
     pub time_scale: f64,
+    /// Bearer tokens and RBAC; None serves every request (the default).
+    pub access: Option<crate::access::Access>,
 }
 
 impl Default for SandboxConfig {
@@ -50,6 +52,7 @@ impl Default for SandboxConfig {
             tekton_controller: true,
             install_tekton_crds: true,
             time_scale: 1.0,
+            access: None,
         }
     }
 }
@@ -82,6 +85,9 @@ pub struct Sandbox {
     gc: JoinHandle<()>,
     persistence: Option<Persistence>,
     controllers: Option<crate::controllers::ControllerHandle>,
+    /// The token in-process clients (controllers, [`Sandbox::kube_client`]) send when
+    /// access is checked: a member of `system:masters`, like kube-apiserver's loopback.
+    loopback_token: Option<String>,
 }
 
 impl Sandbox {
@@ -92,12 +98,23 @@ impl Sandbox {
             Some(dir) => Some(Persistence::open(dir, &store)?),
             None => None,
         };
+        let loopback_token = config
+            .access
+            .as_ref()
+            .map(|_| format!("loopback-{}", uuid::Uuid::new_v4().simple()));
+        let access = config.access.clone().map(|mut access| {
+            if let Some(token) = &loopback_token {
+                access.add_token(token, "system:apiserver", &[crate::access::MASTERS]);
+            }
+            access
+        });
         let app = Arc::new(App {
             store: store.clone(),
             registry: Arc::new(Registry::with_builtins()),
             bookmark_interval: config.bookmark_interval,
             shutdown: CancellationToken::new(),
             quota: Default::default(),
+            access,
         });
         restore_registry(&app);
         bootstrap(&app, &config.crds)?;
@@ -139,7 +156,7 @@ impl Sandbox {
             }
         });
         tracing::info!(%addr, "sandbox API server listening");
-        let controllers = start_controllers(&config, addr);
+        let controllers = start_controllers(&config, addr, loopback_token.as_deref());
         Ok(Self {
             addr,
             app,
@@ -147,6 +164,7 @@ impl Sandbox {
             gc,
             persistence,
             controllers,
+            loopback_token,
         })
     }
 
@@ -160,14 +178,15 @@ impl Sandbox {
         self.addr
     }
 
-    /// A kube-rs client for this sandbox (plain HTTP, no auth, default namespace `default`).
+    /// A kube-rs client for this sandbox (plain HTTP, default namespace `default`); a
+    /// superuser when access is checked.
     pub fn kube_client(&self) -> Result<kube::Client, kube::Error> {
-        let uri: http::Uri = self
-            .url()
-            .parse()
-            .map_err(|e| kube::Error::Service(Box::new(e)))?;
-        let config = kube::Config::new(uri);
-        kube::Client::try_from(config)
+        client_for(self.addr, self.loopback_token.as_deref())
+    }
+
+    /// The superuser token in-process clients use, when access is checked.
+    pub fn loopback_token(&self) -> Option<&str> {
+        self.loopback_token.as_deref()
     }
 
     /// The object store (for tests and in-process tooling).
@@ -205,11 +224,12 @@ impl Sandbox {
 fn start_controllers(
     config: &SandboxConfig,
     addr: SocketAddr,
+    token: Option<&str>,
 ) -> Option<crate::controllers::ControllerHandle> {
     if !config.job_controller && !config.tekton_controller {
         return None;
     }
-    let client = match client_for(addr) {
+    let client = match client_for(addr, token) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build a client for the simulated controllers");
@@ -225,11 +245,18 @@ fn start_controllers(
     Some(crate::controllers::start(client, cfg))
 }
 
-fn client_for(addr: SocketAddr) -> Result<kube::Client, kube::Error> {
+fn client_for(addr: SocketAddr, token: Option<&str>) -> Result<kube::Client, kube::Error> {
+    let bad = |e: Box<dyn std::error::Error + Send + Sync>| kube::Error::Service(e);
     let uri: http::Uri = format!("http://{addr}")
         .parse()
-        .map_err(|e| kube::Error::Service(Box::new(e)))?;
-    kube::Client::try_from(kube::Config::new(uri))
+        .map_err(|e| bad(Box::new(e)))?;
+    let mut config = kube::Config::new(uri);
+    if let Some(token) = token {
+        let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|e| bad(Box::new(e)))?;
+        config.headers.push((http::header::AUTHORIZATION, value));
+    }
+    kube::Client::try_from(config)
 }
 
 /// Serve the CRDs found in a restored store.

@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::access;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::{Registry, ResourceInfo};
 use crate::store::Store;
@@ -43,6 +44,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// ResourceQuota object counts, checked on create.
     pub quota: crate::quota::QuotaAdmission,
+    /// Tokens and RBAC; None serves everyone.
+    pub access: Option<crate::access::Access>,
 }
 
 /// The axum router serving the whole API.
@@ -172,16 +175,32 @@ fn decode_body(headers: &mut HeaderMap, body: bytes::Bytes) -> ApiResult<bytes::
 }
 
 async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResult<Response> {
+    let user = match &app.access {
+        Some(access) if !access::is_public(path) => Some(access.authenticate(&req.headers)?),
+        _ => None,
+    };
     if let Some(resp) = discovery::serve(app, method, path, &req) {
         return resp;
     }
     let (target, watch_prefix) = parse_target(&app.registry, path)?;
     let name_given = target.name.is_some();
+    let watch = watch_prefix || is_true(req.q("watch"));
+    if let Some(user) = &user
+        && app.access.as_ref().is_some_and(access::Access::rbac)
+    {
+        let attrs = access::Attributes {
+            verb: access::verb(method, name_given, watch),
+            group: &target.info.group,
+            resource: &target.info.plural,
+            subresource: target.subresource.as_deref(),
+            namespace: target.namespace.as_deref(),
+            name: target.name.as_deref(),
+        };
+        access::authorize(&app.store, user, &attrs)?;
+    }
     match (method.clone(), name_given) {
         (Method::GET, true) => read::get(app, &target, &req),
-        (Method::GET, false) if watch_prefix || is_true(req.q("watch")) => {
-            watch::watch(app, &target, &req)
-        }
+        (Method::GET, false) if watch => watch::watch(app, &target, &req),
         (Method::GET, false) => read::list(app, &target, &req),
         (Method::POST, false) => write::create(app, &target, &req),
         (Method::PUT, true) => write::update(app, &target, &req),
