@@ -66,6 +66,10 @@ pub struct SandboxArgs {
         default_value = "AlwaysAllow"
     )]
     pub authorization_mode: wfe_sandbox::access::AuthorizationMode,
+    /// Requests without a token are `system:anonymous` (true, kube-apiserver's default)
+    /// or refused with 401 (false); with a token file only.
+    #[arg(long, env = "WFE_SANDBOX_ANONYMOUS_AUTH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
 }
 
 impl Cli {

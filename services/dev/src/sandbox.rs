@@ -8,9 +8,12 @@ use crate::cli::SandboxArgs;
 /// Serves until SIGTERM or Ctrl-C.
 pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let crd = serde_json::to_value(wfe_k8s::crd::workflow_execution_crd())?;
-    let access =
-        wfe_sandbox::access::from_flags(args.token_auth_file.as_deref(), args.authorization_mode)
-            .map_err(anyhow::Error::msg)?;
+    let access = wfe_sandbox::access::from_flags(
+        args.token_auth_file.as_deref(),
+        args.authorization_mode,
+        args.anonymous_auth,
+    )
+    .map_err(anyhow::Error::msg)?;
     let config = SandboxConfig {
         access,
         listen: args.listen,

@@ -4,11 +4,17 @@
 //! refusals seen) without a cluster.
 //!
 //! Off unless configured: a sandbox without [`Access`] serves everyone, as before.
-//! With it, a request without a known token gets 401 (only `/healthz`, `/livez`,
-//! `/readyz` and `/version` are public); with RBAC on, each resource request is checked
-//! against the rules bound to the user, its groups and `system:authenticated`. Members
-//! of `system:masters` may do anything. Discovery and OpenAPI are open to every
-//! authenticated user (the real `system:discovery` role).
+//! With it, a request with an unknown token gets 401; one without a token is
+//! `system:anonymous` in `system:unauthenticated` (kube-apiserver's `--anonymous-auth`,
+//! on by default), or 401 when anonymous requests are off. With RBAC on, each resource
+//! request is checked against the rules bound to the user and its groups (token users
+//! are also in `system:authenticated`). Members of `system:masters` may do anything.
+//! Discovery, OpenAPI, `/healthz`, `/livez`, `/readyz` and `/version` are open to every
+//! caller.
+//!
+//! kubectl withholds bearer tokens from plain-HTTP servers, and the sandbox serves plain
+//! HTTP: kubectl reaches an access-checked sandbox as `system:anonymous`, so grant that
+//! group what the operator may do (kube-rs clients do send their tokens).
 //!
 //! Not modelled: aggregated ClusterRoles, impersonation, non-resource URL rules,
 //! `resourceNames` on list/watch, and the escalation checks on writing RBAC objects.
@@ -46,6 +52,8 @@ impl User {
 pub struct Access {
     tokens: HashMap<String, User>,
     rbac: bool,
+    /// Requests without a token are refused (401) instead of being `system:anonymous`.
+    no_anonymous: bool,
 }
 
 impl Access {
@@ -70,6 +78,12 @@ impl Access {
         self
     }
 
+    /// Whether requests without a token are `system:anonymous` (true) or refused.
+    pub fn with_anonymous(mut self, on: bool) -> Self {
+        self.no_anonymous = !on;
+        self
+    }
+
     /// Adds a token for `user` in `groups` (plus `system:authenticated`).
     pub fn add_token(&mut self, token: &str, user: &str, groups: &[&str]) {
         let groups = groups.iter().map(|g| (*g).to_owned()).collect();
@@ -77,11 +91,20 @@ impl Access {
             .insert(token.to_owned(), with_authenticated(user, groups));
     }
 
-    /// The user a request's bearer token names, or 401.
+    /// The user a request's bearer token names, `system:anonymous` without one, or 401.
     pub fn authenticate(&self, headers: &HeaderMap) -> ApiResult<User> {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            if self.no_anonymous {
+                return Err(ApiError::unauthorized());
+            }
+            return Ok(User {
+                name: "system:anonymous".to_owned(),
+                groups: vec!["system:unauthenticated".to_owned()],
+            });
+        };
+        value
+            .to_str()
+            .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .and_then(|t| self.tokens.get(t.trim()))
             .cloned()
@@ -109,6 +132,7 @@ pub enum AuthorizationMode {
 pub fn from_flags(
     token_file: Option<&std::path::Path>,
     mode: AuthorizationMode,
+    anonymous: bool,
 ) -> Result<Option<Access>, String> {
     let Some(path) = token_file else {
         return match mode {
@@ -121,7 +145,11 @@ pub fn from_flags(
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("reading --token-auth-file {}: {e}", path.display()))?;
     let access = Access::from_token_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Some(access.with_rbac(mode == AuthorizationMode::Rbac)))
+    Ok(Some(
+        access
+            .with_rbac(mode == AuthorizationMode::Rbac)
+            .with_anonymous(anonymous),
+    ))
 }
 
 fn with_authenticated(user: &str, mut groups: Vec<String>) -> User {
@@ -162,11 +190,19 @@ fn parse_token_line(line: &str) -> Result<(String, User), String> {
     Ok((token, with_authenticated(&user, groups)))
 }
 
-/// Paths anyone may read, as on a real server (`system:public-info-viewer`).
+/// Paths every caller may read: health, version, discovery and OpenAPI.
 pub fn is_public(path: &str) -> bool {
     matches!(
-        path.trim_start_matches('/').split('/').next(),
-        Some("healthz" | "livez" | "readyz" | "version")
+        path.trim_start_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["healthz" | "livez" | "readyz" | "version" | "openapi", ..]
+            | ["api"]
+            | ["api", _]
+            | ["apis"]
+            | ["apis", _]
+            | ["apis", _, _]
     )
 }
 

@@ -51,6 +51,10 @@ pub struct Args {
         default_value = "AlwaysAllow"
     )]
     authorization_mode: wfe_sandbox::access::AuthorizationMode,
+    /// Requests without a token are `system:anonymous` (true, kube-apiserver's default)
+    /// or refused with 401 (false); with a token file only.
+    #[arg(long, env = "SANDBOX_ANONYMOUS_AUTH", default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "SANDBOX_LOG", default_value = "info")]
     log: String,
@@ -66,6 +70,7 @@ impl Args {
         let access = wfe_sandbox::access::from_flags(
             self.token_auth_file.as_deref(),
             self.authorization_mode,
+            self.anonymous_auth,
         )
         .map_err(anyhow::Error::msg)?;
         let config = SandboxConfig {

@@ -20,6 +20,15 @@ pub const OPERATOR_IDENTITY: &str = "operator@e2e.local";
 /// Agent token bindings: `<token> <cluster|-> <engine>`.
 const AGENT_TOKENS: &str =
     "e2e-job-token - job\ne2e-tekton-token - tekton\ne2e-east-job-token east job\n";
+/// The sandbox's superuser token (the tests' kubectl); see [`StackOptions::rbac`].
+pub const KUBE_ADMIN_TOKEN: &str = "e2e-kube-admin-token";
+/// Kubernetes identities of the components under RBAC: (identity, token). The service
+/// accounts are those deploy/ creates and binds.
+const KUBE_IDENTITIES: [(&str, &str); 3] = [
+    ("workflow-api", "e2e-kube-workflow-api-token"),
+    ("job-agent", "e2e-kube-job-agent-token"),
+    ("tekton-agent", "e2e-kube-tekton-agent-token"),
+];
 /// How long a component may take to become ready (debug build, 2 shared cores).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -51,6 +60,9 @@ pub struct StackOptions {
     pub job_stuck_grace_seconds: Option<u64>,
     /// When set, tekton-agents run with this `--stuck-grace-seconds` (default 120 s).
     pub tekton_stuck_grace_seconds: Option<u64>,
+    /// The sandbox checks tokens and RBAC, deploy/'s single-cluster RBAC is applied, and
+    /// each component talks to Kubernetes as its own service account.
+    pub rbac: bool,
     api_flags: BTreeMap<String, String>,
 }
 
@@ -74,6 +86,7 @@ impl Default for StackOptions {
             tekton_agents: 1,
             job_stuck_grace_seconds: None,
             tekton_stuck_grace_seconds: None,
+            rbac: false,
             api_flags: flags
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -98,6 +111,12 @@ impl StackOptions {
     /// Tekton-agents fail a TaskRun waiting on a missing Secret after `seconds`.
     pub fn tekton_stuck_grace(mut self, seconds: u64) -> Self {
         self.tekton_stuck_grace_seconds = Some(seconds);
+        self
+    }
+
+    /// Runs under deploy/'s RBAC (see the field).
+    pub fn rbac(mut self) -> Self {
+        self.rbac = true;
         self
     }
 
@@ -142,6 +161,7 @@ pub struct Stack {
     procs: BTreeMap<Component, Proc>,
     admin: BTreeMap<Component, SocketAddr>,
     extra: usize,
+    rbac: bool,
 }
 
 impl Stack {
@@ -158,8 +178,12 @@ impl Stack {
             procs: BTreeMap::new(),
             admin: BTreeMap::new(),
             extra: 0,
+            rbac: opts.rbac,
         };
         stack.add_sandbox().await?;
+        if opts.rbac {
+            stack.apply_deployed_rbac().await?;
+        }
         for i in 0..opts.apis {
             stack.add_api(i, &opts).await?;
         }
@@ -201,8 +225,15 @@ impl Stack {
         self.apis[i]
     }
 
-    fn env(&self) -> Vec<(String, String)> {
-        let kubeconfig = self.kubeconfig().display().to_string();
+    /// The environment of a process that talks to Kubernetes as `identity` (one of
+    /// [`KUBE_IDENTITIES`]; the shared superuser kubeconfig unless RBAC is on).
+    fn env(&self, identity: &str) -> Vec<(String, String)> {
+        let kubeconfig = if self.rbac {
+            self.dir().join(format!("kubeconfig-{identity}"))
+        } else {
+            self.kubeconfig()
+        };
+        let kubeconfig = kubeconfig.display().to_string();
         vec![
             ("KUBECONFIG".to_owned(), kubeconfig),
             ("RUST_LOG".to_owned(), "info".to_owned()),
@@ -216,14 +247,79 @@ impl Stack {
 
     async fn add_sandbox(&mut self) -> anyhow::Result<()> {
         let data = self.dir().join("sandbox-data").display().to_string();
-        let args = vec![
+        let mut args = vec![
             "sandbox".into(),
             "--listen".into(),
             self.sandbox.to_string(),
             "--data-dir".into(),
             data,
         ];
+        if self.rbac {
+            write_kube_identities(self.dir(), self.sandbox)?;
+            let tokens = self.dir().join("tokens/kube.csv").display().to_string();
+            args.extend([
+                "--token-auth-file".into(),
+                tokens,
+                "--authorization-mode".into(),
+                "RBAC".into(),
+            ]);
+        }
         self.add(Component::Sandbox, args, None).await
+    }
+
+    /// Applies everything `kubectl kustomize deploy/overlays/single-cluster` renders
+    /// (service accounts, Roles, bindings, …) with kubectl, after granting kubectl what an
+    /// operator may do: it reaches the plain-HTTP sandbox as `system:anonymous` (it
+    /// withholds its token there), so that grant is made with the superuser token.
+    async fn apply_deployed_rbac(&self) -> anyhow::Result<()> {
+        let rbac = format!("http://{}/apis/rbac.authorization.k8s.io/v1", self.sandbox);
+        let objects = [
+            (
+                "clusterroles",
+                serde_json::json!({
+                    "metadata": {"name": "e2e-operator"},
+                    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+                }),
+            ),
+            (
+                "clusterrolebindings",
+                serde_json::json!({
+                    "metadata": {"name": "e2e-operator"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                "kind": "ClusterRole", "name": "e2e-operator"},
+                    "subjects": [{"kind": "Group", "name": "system:unauthenticated"}]
+                }),
+            ),
+        ];
+        for (plural, body) in objects {
+            reqwest::Client::new()
+                .post(format!("{rbac}/{plural}"))
+                .bearer_auth(KUBE_ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await?
+                .error_for_status()
+                .with_context(|| format!("creating the e2e operator's {plural}"))?;
+        }
+        let overlay = crate::clients::repo_root().join("deploy/overlays/single-cluster");
+        let rendered = tokio::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(&overlay)
+            .output()
+            .await
+            .context("running kubectl kustomize")?;
+        anyhow::ensure!(
+            rendered.status.success(),
+            "kubectl kustomize {}: {}",
+            overlay.display(),
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+        let file = self.dir().join("single-cluster.yaml");
+        std::fs::write(&file, &rendered.stdout)?;
+        let file = file.display().to_string();
+        self.kubectl(&["apply", "--validate=false", "-f", &file])
+            .await
+            .map(drop)
     }
 
     async fn add_api(&mut self, i: usize, opts: &StackOptions) -> anyhow::Result<()> {
@@ -255,7 +351,8 @@ impl Stack {
     async fn add_agent(&mut self, c: Component, spec: &AgentSpec) -> anyhow::Result<()> {
         let (exe, args) = self.agent_cmd(c, spec)?;
         let admin = self.admin_of(&args)?;
-        self.add_exe(c, &exe, args, Some(admin)).await
+        let identity = format!("{}-agent", spec.engine);
+        self.add_exe(c, &exe, args, &identity, Some(admin)).await
     }
 
     /// `wfe <engine>-agent …`, or the standalone `<engine>-agent` when a stuck grace is
@@ -306,7 +403,11 @@ impl Stack {
         admin: Option<SocketAddr>,
     ) -> anyhow::Result<()> {
         let wfe = self.wfe.clone();
-        self.add_exe(c, &wfe, args, admin).await
+        let identity = match c {
+            Component::Api(_) => "workflow-api",
+            _ => "sandbox",
+        };
+        self.add_exe(c, &wfe, args, identity, admin).await
     }
 
     async fn add_exe(
@@ -314,9 +415,11 @@ impl Stack {
         c: Component,
         exe: &Path,
         args: Vec<String>,
+        identity: &str,
         admin: Option<SocketAddr>,
     ) -> anyhow::Result<()> {
-        let mut p = Proc::new(&format!("{c:?}"), exe, args, self.env(), self.log_path(c));
+        let env = self.env(identity);
+        let mut p = Proc::new(&format!("{c:?}"), exe, args, env, self.log_path(c));
         p.spawn()?;
         self.procs.insert(c, p);
         if let Some(a) = admin {
@@ -332,7 +435,8 @@ impl Stack {
         self.extra += 1;
         let (exe, args) = self.agent_cmd(c, &spec)?;
         let admin = self.admin_of(&args)?;
-        let mut p = Proc::new(&format!("{c:?}"), &exe, args, self.env(), self.log_path(c));
+        let env = self.env(&format!("{}-agent", spec.engine));
+        let mut p = Proc::new(&format!("{c:?}"), &exe, args, env, self.log_path(c));
         p.spawn()?;
         self.procs.insert(c, p);
         self.admin.insert(c, admin);
@@ -389,7 +493,10 @@ impl Stack {
             let url = url.clone();
             async move {
                 alive.context("component vanished")??;
-                let ok = reqwest::get(&url)
+                let ok = reqwest::Client::new()
+                    .get(&url)
+                    .bearer_auth(KUBE_ADMIN_TOKEN)
+                    .send()
                     .await
                     .is_ok_and(|r| r.status().is_success());
                 Ok(ok.then_some(()))
@@ -424,7 +531,7 @@ fn write_files(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("tokens"))?;
     std::fs::write(
         dir.join("kubeconfig"),
-        kubeconfig(&format!("http://{sandbox}")),
+        kubeconfig(&format!("http://{sandbox}"), KUBE_ADMIN_TOKEN),
     )?;
     std::fs::write(
         dir.join("tokens/callers"),
@@ -434,10 +541,27 @@ fn write_files(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn kubeconfig(server: &str) -> String {
+/// The sandbox's token file (the superuser and one service account per component) and a
+/// kubeconfig per component.
+fn write_kube_identities(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
+    let mut csv = format!("{KUBE_ADMIN_TOKEN},e2e-admin,e2e-admin,\"system:masters\"\n");
+    for (identity, token) in KUBE_IDENTITIES {
+        csv += &format!("{token},system:serviceaccount:kubernaut-system:{identity},{identity}\n");
+        std::fs::write(
+            dir.join(format!("kubeconfig-{identity}")),
+            kubeconfig(&format!("http://{sandbox}"), token),
+        )?;
+    }
+    std::fs::write(dir.join("tokens/kube.csv"), csv)?;
+    Ok(())
+}
+
+/// A kubeconfig for `server` with a bearer `token` (ignored by a sandbox without access
+/// checks).
+fn kubeconfig(server: &str, token: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {server}\n\
-         users:\n- name: e2e\n  user: {{}}\ncontexts:\n- name: sandbox\n  context:\n    \
+         users:\n- name: e2e\n  user:\n    token: {token}\ncontexts:\n- name: sandbox\n  context:\n    \
          cluster: sandbox\n    user: e2e\n    namespace: kubernaut-system\n\
          current-context: sandbox\n"
     )

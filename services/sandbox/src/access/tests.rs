@@ -203,8 +203,12 @@ fn token_files_read_as_kube_apiserver_reads_them() {
     assert_eq!(t2.name, "system:serviceaccount:ns:sa");
     assert!(t2.is_master() && t2.groups.contains(&"devs".to_owned()));
     assert_eq!(user("nope").unwrap_err().code, 401);
+    let anonymous = access.authenticate(&HeaderMap::new()).unwrap();
+    assert_eq!(anonymous.name, "system:anonymous");
+    assert_eq!(anonymous.groups, vec!["system:unauthenticated".to_owned()]);
+    let closed = access.clone().with_anonymous(false);
     assert_eq!(
-        access.authenticate(&HeaderMap::new()).unwrap_err().code,
+        closed.authenticate(&HeaderMap::new()).unwrap_err().code,
         401
     );
     let bad = Access::from_token_file("t1,alice\n").unwrap_err();
@@ -218,5 +222,6 @@ fn verbs_follow_method_name_and_watch() {
     assert_eq!(verb(&Method::GET, false, false), "list");
     assert_eq!(verb(&Method::DELETE, false, false), "deletecollection");
     assert_eq!(verb(&Method::PATCH, true, false), "patch");
-    assert!(is_public("/readyz") && is_public("/version") && !is_public("/api/v1/pods"));
+    assert!(is_public("/readyz") && is_public("/version") && is_public("/apis/batch/v1"));
+    assert!(!is_public("/api/v1/pods") && !is_public("/apis/batch/v1/jobs"));
 }
