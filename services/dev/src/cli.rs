@@ -93,3 +93,40 @@ impl Cli {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn sandbox(args: &[&str]) -> Result<SandboxArgs, clap::Error> {
+        let all = ["wfe", "sandbox"].iter().chain(args);
+        match Cli::try_parse_from(all)?.command {
+            Command::Sandbox(a) => Ok(a),
+            _ => unreachable!("parsed as the sandbox command"),
+        }
+    }
+
+    #[test]
+    fn sandbox_access_flags_default_to_open_and_take_kube_apiservers_spelling() {
+        let open = sandbox(&[]).expect("defaults parse");
+        assert_eq!(
+            open.authorization_mode,
+            wfe_sandbox::access::AuthorizationMode::AlwaysAllow
+        );
+        assert!(open.anonymous_auth && open.token_auth_file.is_none());
+        let rbac = sandbox(&[
+            "--token-auth-file=t.csv",
+            "--authorization-mode=RBAC",
+            "--anonymous-auth=false",
+        ])
+        .expect("RBAC parses");
+        assert_eq!(
+            rbac.authorization_mode,
+            wfe_sandbox::access::AuthorizationMode::Rbac
+        );
+        assert!(!rbac.anonymous_auth);
+        assert!(sandbox(&["--authorization-mode=Webhook"]).is_err());
+    }
+}

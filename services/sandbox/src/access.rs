@@ -122,6 +122,7 @@ impl Access {
 pub enum AuthorizationMode {
     /// Every authenticated request is allowed.
     #[default]
+    #[value(name = "AlwaysAllow")]
     AlwaysAllow,
     /// Roles, ClusterRoles and their bindings decide.
     #[value(name = "RBAC")]
