@@ -11,7 +11,6 @@ use tempfile::TempDir;
 
 use crate::ports::free_addr;
 use crate::process::Proc;
-use crate::wait::eventually;
 
 /// Bearer token of the operator (a caller).
 pub const OPERATOR_TOKEN: &str = "e2e-operator-token";
@@ -487,22 +486,26 @@ impl Stack {
             (_, Some(a)) => format!("http://{a}/readyz"),
             (_, None) => anyhow::bail!("{c:?} has no admin port"),
         };
-        let procs = &mut self.procs;
-        eventually(START_TIMEOUT, &what, || {
-            let alive = procs.get_mut(&c).map(Proc::check_alive);
-            let url = url.clone();
-            async move {
-                alive.context("component vanished")??;
-                let ok = reqwest::Client::new()
-                    .get(&url)
-                    .bearer_auth(KUBE_ADMIN_TOKEN)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                Ok(ok.then_some(()))
+        // A component that exits (a bad flag, a port in use) fails the start at once,
+        // with its log, instead of after the whole timeout.
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let client = reqwest::Client::new();
+        loop {
+            self.proc(c)?.check_alive()?;
+            let ready = client
+                .get(&url)
+                .bearer_auth(KUBE_ADMIN_TOKEN)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return Ok(());
             }
-        })
-        .await
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("timed out after {START_TIMEOUT:?} waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
