@@ -9,8 +9,9 @@
 //! on by default), or 401 when anonymous requests are off. With RBAC on, each resource
 //! request is checked against the rules bound to the user and its groups (token users
 //! are also in `system:authenticated`). Members of `system:masters` may do anything.
-//! Discovery, OpenAPI, `/healthz`, `/livez`, `/readyz` and `/version` are open to every
-//! caller.
+//! Discovery, OpenAPI, `/healthz`, `/livez`, `/readyz` and `/version` need no
+//! authorization (anonymous callers may read them too, which a real server limits to
+//! the health and version paths).
 //!
 //! kubectl withholds bearer tokens from plain-HTTP servers, and the sandbox serves plain
 //! HTTP: kubectl reaches an access-checked sandbox as `system:anonymous`, so grant that
@@ -91,9 +92,16 @@ impl Access {
             .insert(token.to_owned(), with_authenticated(user, groups));
     }
 
-    /// The user a request's bearer token names, `system:anonymous` without one, or 401.
+    /// The user a request's bearer token names; `system:anonymous` without a bearer
+    /// token (another scheme is not ours to check); 401 for a token nobody was given.
     pub fn authenticate(&self, headers: &HeaderMap) -> ApiResult<User> {
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let Some(token) = token else {
             if self.no_anonymous {
                 return Err(ApiError::unauthorized());
             }
@@ -102,11 +110,8 @@ impl Access {
                 groups: vec!["system:unauthenticated".to_owned()],
             });
         };
-        value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| self.tokens.get(t.trim()))
+        self.tokens
+            .get(token)
             .cloned()
             .ok_or_else(ApiError::unauthorized)
     }
@@ -175,7 +180,8 @@ fn parse_token_line(line: &str) -> Result<(String, User), String> {
     };
     let token = field("token")?;
     let user = field("user")?;
-    let _uid = field("uid")?;
+    // The uid may be empty, as kube-apiserver allows.
+    let _uid = parts.next();
     let groups = parts
         .next()
         .map(|g| {
@@ -189,22 +195,6 @@ fn parse_token_line(line: &str) -> Result<(String, User), String> {
         })
         .unwrap_or_default();
     Ok((token, with_authenticated(&user, groups)))
-}
-
-/// Paths every caller may read: health, version, discovery and OpenAPI.
-pub fn is_public(path: &str) -> bool {
-    matches!(
-        path.trim_start_matches('/')
-            .split('/')
-            .collect::<Vec<_>>()
-            .as_slice(),
-        ["healthz" | "livez" | "readyz" | "version" | "openapi", ..]
-            | ["api"]
-            | ["api", _]
-            | ["apis"]
-            | ["apis", _]
-            | ["apis", _, _]
-    )
 }
 
 /// What a resource request asks to do, in RBAC's terms.
@@ -324,7 +314,11 @@ fn binds(binding: &Value, user: &User, binding_ns: Option<&str>) -> bool {
             Some("User") => user.name == name,
             Some("Group") => user.groups.iter().any(|g| g == name),
             Some("ServiceAccount") => {
-                let ns = s["namespace"].as_str().or(binding_ns).unwrap_or_default();
+                let ns = s["namespace"]
+                    .as_str()
+                    .filter(|ns| !ns.is_empty())
+                    .or(binding_ns)
+                    .unwrap_or_default();
                 user.name == format!("system:serviceaccount:{ns}:{name}")
             }
             _ => false,

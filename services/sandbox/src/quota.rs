@@ -8,8 +8,8 @@
 //! Scope: object-count quotas only (`count/jobs.batch`, `count/pipelineruns.tekton.dev`,
 //! `count/configmaps`, …); compute quotas (`cpu`, `memory`, `pods`) and scopes are ignored.
 //! Quota status (`status.used`) is not maintained: the count is taken at admission time.
-//! Objects created by the simulated controllers in-process (Pods, TaskRuns) do not pass
-//! admission, as pods created by a real controller would.
+//! Every create through the HTTP API is admitted this way, the simulated controllers'
+//! Pods and TaskRuns included (they are kube-rs clients, as real controllers are).
 
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
@@ -86,17 +86,33 @@ fn limits_in(store: &Store, namespace: &str, key: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// An object count as a quota states it: `"3"`, `3`, or a quantity like `"1k"`.
+/// An object count as a quota states it: `3`, `"3"`, or a quantity with a decimal or
+/// binary suffix (`"1k"`, `"2Ki"`, `"1M"`). Anything else is logged and not enforced.
 fn parse_count(v: &Value) -> Option<u64> {
     if let Some(n) = v.as_u64() {
         return Some(n);
     }
     let s = v.as_str()?.trim();
-    let (digits, factor) = match s.strip_suffix('k') {
-        Some(d) => (d, 1_000),
-        None => (s, 1),
-    };
-    digits.parse::<u64>().ok().map(|n| n * factor)
+    const SUFFIXES: [(&str, u64); 6] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ];
+    let (digits, factor) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, f)| s.strip_suffix(suffix).map(|d| (d, *f)))
+        .unwrap_or((s, 1));
+    let count = digits.parse::<u64>().ok().map(|n| n.saturating_mul(factor));
+    if count.is_none() {
+        tracing::warn!(
+            value = s,
+            "ResourceQuota count not understood; not enforced"
+        );
+    }
+    count
 }
 
 /// The message kube-apiserver gives when one more object would pass a quota's limit,
@@ -148,6 +164,7 @@ mod tests {
         assert_eq!(parse_count(&serde_json::json!("3")), Some(3));
         assert_eq!(parse_count(&serde_json::json!(0)), Some(0));
         assert_eq!(parse_count(&serde_json::json!("2k")), Some(2000));
+        assert_eq!(parse_count(&serde_json::json!("1Ki")), Some(1024));
         assert_eq!(parse_count(&serde_json::json!("lots")), None);
     }
 

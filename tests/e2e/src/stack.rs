@@ -227,7 +227,8 @@ impl Stack {
     /// The environment of a process that talks to Kubernetes as `identity` (one of
     /// [`KUBE_IDENTITIES`]; the shared superuser kubeconfig unless RBAC is on).
     fn env(&self, identity: &str) -> Vec<(String, String)> {
-        let kubeconfig = if self.rbac {
+        let own = KUBE_IDENTITIES.iter().any(|(id, _)| *id == identity);
+        let kubeconfig = if self.rbac && own {
             self.dir().join(format!("kubeconfig-{identity}"))
         } else {
             self.kubeconfig()
@@ -267,39 +268,17 @@ impl Stack {
     }
 
     /// Applies everything `kubectl kustomize deploy/overlays/single-cluster` renders
-    /// (service accounts, Roles, bindings, …) with kubectl, after granting kubectl what an
-    /// operator may do: it reaches the plain-HTTP sandbox as `system:anonymous` (it
-    /// withholds its token there), so that grant is made with the superuser token.
+    /// (service accounts, Roles, bindings, …) with kubectl.
+    ///
+    /// kubectl withholds bearer tokens from plain-HTTP servers, so it reaches the sandbox
+    /// as `system:anonymous`. Anonymous may do everything while the overlay is applied,
+    /// then only what the tests' kubectl does and no component can work with: read Jobs
+    /// and PipelineRuns, delete RoleBindings. A component that stopped sending its own
+    /// token would then be refused its writes, so a passing test proves each one is
+    /// authorised as its service account.
     async fn apply_deployed_rbac(&self) -> anyhow::Result<()> {
-        let rbac = format!("http://{}/apis/rbac.authorization.k8s.io/v1", self.sandbox);
-        let objects = [
-            (
-                "clusterroles",
-                serde_json::json!({
-                    "metadata": {"name": "e2e-operator"},
-                    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
-                }),
-            ),
-            (
-                "clusterrolebindings",
-                serde_json::json!({
-                    "metadata": {"name": "e2e-operator"},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
-                                "kind": "ClusterRole", "name": "e2e-operator"},
-                    "subjects": [{"kind": "Group", "name": "system:unauthenticated"}]
-                }),
-            ),
-        ];
-        for (plural, body) in objects {
-            reqwest::Client::new()
-                .post(format!("{rbac}/{plural}"))
-                .bearer_auth(KUBE_ADMIN_TOKEN)
-                .json(&body)
-                .send()
-                .await?
-                .error_for_status()
-                .with_context(|| format!("creating the e2e operator's {plural}"))?;
-        }
+        let all = serde_json::json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]);
+        self.grant_anonymous(all).await?;
         let overlay = crate::clients::repo_root().join("deploy/overlays/single-cluster");
         let rendered = tokio::process::Command::new("kubectl")
             .arg("kustomize")
@@ -317,8 +296,57 @@ impl Stack {
         std::fs::write(&file, &rendered.stdout)?;
         let file = file.display().to_string();
         self.kubectl(&["apply", "--validate=false", "-f", &file])
-            .await
-            .map(drop)
+            .await?;
+        let tests_kubectl = serde_json::json!([
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]},
+            {"apiGroups": ["tekton.dev"], "resources": ["pipelineruns"], "verbs": ["get", "list"]},
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["delete"]}
+        ]);
+        self.grant_anonymous(tests_kubectl).await
+    }
+
+    /// Sets the rules of the `e2e-operator` ClusterRole, bound to `system:unauthenticated`
+    /// (written with the superuser token, which reqwest does send over HTTP).
+    async fn grant_anonymous(&self, rules: serde_json::Value) -> anyhow::Result<()> {
+        let rbac = format!("http://{}/apis/rbac.authorization.k8s.io/v1", self.sandbox);
+        let role = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "e2e-operator"}, "rules": rules
+        });
+        let binding = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "e2e-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole", "name": "e2e-operator"},
+            "subjects": [{"kind": "Group", "name": "system:unauthenticated"}]
+        });
+        let http = reqwest::Client::new();
+        // Replaced whole (delete, create): rules are a list, and the sandbox's apply
+        // merges rather than replaces.
+        let old = http
+            .delete(format!("{rbac}/clusterroles/e2e-operator"))
+            .bearer_auth(KUBE_ADMIN_TOKEN)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            old.status().is_success() || old.status() == reqwest::StatusCode::NOT_FOUND,
+            "deleting the e2e operator's ClusterRole: {}",
+            old.status()
+        );
+        for (plural, body) in [("clusterroles", role), ("clusterrolebindings", binding)] {
+            let created = http
+                .post(format!("{rbac}/{plural}"))
+                .bearer_auth(KUBE_ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                created.status().is_success() || created.status() == reqwest::StatusCode::CONFLICT,
+                "creating the e2e operator's {plural}: {}",
+                created.status()
+            );
+        }
+        Ok(())
     }
 
     async fn add_api(&mut self, i: usize, opts: &StackOptions) -> anyhow::Result<()> {
@@ -549,7 +577,11 @@ fn write_files(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
 fn write_kube_identities(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
     let mut csv = format!("{KUBE_ADMIN_TOKEN},e2e-admin,e2e-admin,\"system:masters\"\n");
     for (identity, token) in KUBE_IDENTITIES {
-        csv += &format!("{token},system:serviceaccount:kubernaut-system:{identity},{identity}\n");
+        // The groups a real service account token carries.
+        csv += &format!(
+            "{token},system:serviceaccount:kubernaut-system:{identity},{identity},\
+             \"system:serviceaccounts,system:serviceaccounts:kubernaut-system\"\n"
+        );
         std::fs::write(
             dir.join(format!("kubeconfig-{identity}")),
             kubeconfig(&format!("http://{sandbox}"), token),

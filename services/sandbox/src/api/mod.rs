@@ -176,9 +176,10 @@ fn decode_body(headers: &mut HeaderMap, body: bytes::Bytes) -> ApiResult<bytes::
 
 async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResult<Response> {
     let user = match &app.access {
-        Some(access) if !access::is_public(path) => Some(access.authenticate(&req.headers)?),
-        _ => None,
+        Some(access) => Some(access.authenticate(&req.headers)?),
+        None => None,
     };
+    // Discovery, OpenAPI, health and version need no authorization.
     if let Some(resp) = discovery::serve(app, method, path, &req) {
         return resp;
     }
@@ -188,12 +189,21 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResu
     if let Some(user) = &user
         && app.access.as_ref().is_some_and(access::Access::rbac)
     {
+        let is_namespace = target.info.plural == "namespaces";
         let attrs = access::Attributes {
             verb: access::verb(method, name_given, watch),
             group: &target.info.group,
             resource: &target.info.plural,
-            subresource: target.subresource.as_deref(),
-            namespace: target.namespace.as_deref(),
+            // Served as `status`, authorised as what was asked for.
+            subresource: match target.subresource.as_deref() {
+                Some("status") if is_namespace && path.ends_with("/finalize") => Some("finalize"),
+                other => other,
+            },
+            // A request on a Namespace object is in that namespace, as on a real server.
+            namespace: match (is_namespace, target.name.as_deref()) {
+                (true, Some(name)) => Some(name),
+                _ => target.namespace.as_deref(),
+            },
             name: target.name.as_deref(),
         };
         access::authorize(&app.store, user, &attrs)?;
