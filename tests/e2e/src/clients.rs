@@ -161,6 +161,14 @@ impl Stack {
         Ok(c.execute_workflow(req.build()).await?.into_inner())
     }
 
+    /// `ExecuteWorkflow` on replica 0, for the execution it created, skipped or found.
+    pub async fn run(&self, req: &crate::Req) -> anyhow::Result<WorkflowExecution> {
+        self.execute(req)
+            .await?
+            .execution
+            .context("ExecuteWorkflow answered without an execution")
+    }
+
     /// The execution as replica 0 serves it.
     pub async fn get(&self, name: &str) -> anyhow::Result<WorkflowExecution> {
         let mut c = self.grpc_client().await?;

@@ -60,11 +60,9 @@ async fn pre_execution_failure_backs_off_then_admits() {
         .await
         .expect("stack");
     let failing = stack
-        .execute(&Req::job(T).outcome("image-pull-error"))
+        .run(&Req::job(T).outcome("image-pull-error"))
         .await
-        .expect("first")
-        .execution
-        .expect("execution");
+        .expect("first");
     stack
         .wait_phase(&failing.name, Phase::Failed)
         .await
@@ -98,11 +96,9 @@ async fn pre_execution_failure_backs_off_then_admits() {
 async fn execution_failure_blocks_until_clear_block() {
     let stack = Stack::start(StackOptions::default()).await.expect("stack");
     let failing = stack
-        .execute(&Req::job(T).outcome("fail:2").duration("100ms"))
+        .run(&Req::job(T).outcome("fail:2").duration("100ms"))
         .await
-        .expect("first")
-        .execution
-        .expect("execution");
+        .expect("first");
     stack
         .wait_phase(&failing.name, Phase::Failed)
         .await
@@ -170,11 +166,9 @@ async fn the_same_workflow_is_skipped_in_its_cooldown_another_runs() {
     let opts = StackOptions::default().api_flag("--cooldown", "1h");
     let stack = Stack::start(opts).await.expect("stack");
     let done = stack
-        .execute(&Req::job(T).duration("100ms"))
+        .run(&Req::job(T).duration("100ms"))
         .await
-        .expect("first")
-        .execution
-        .expect("execution");
+        .expect("first");
     let done = stack
         .wait_phase(&done.name, Phase::Completed)
         .await
@@ -218,12 +212,7 @@ async fn consecutive_pre_execution_failures_exhaust_retries() {
         .api_flag("--max-consecutive-failures", "2");
     let stack = Stack::start(opts).await.expect("stack");
     let failing = || Req::job(T).outcome("image-pull-error");
-    let first = stack
-        .execute(&failing())
-        .await
-        .expect("first")
-        .execution
-        .expect("execution");
+    let first = stack.run(&failing()).await.expect("first");
     stack
         .wait_phase(&first.name, Phase::Failed)
         .await

@@ -72,11 +72,9 @@ async fn outbox_survives_a_sigkill_and_a_datastorage_outage() {
     let mut stack = Stack::start(opts).await.expect("stack");
 
     let exec = stack
-        .execute(&Req::job("default/Deployment/audited").duration("0s"))
+        .run(&Req::job("default/Deployment/audited").duration("0s"))
         .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+        .expect("execute");
     stack
         .wait_phase(&exec.name, Phase::Completed)
         .await

@@ -29,11 +29,9 @@ async fn refused_agent(token: &str, code: tonic::Code) {
         .await
         .expect("spawn agent");
     let exec = stack
-        .execute(&Req::job("default/Deployment/web"))
+        .run(&Req::job("default/Deployment/web"))
         .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+        .expect("execute");
     let log = eventually(
         Duration::from_secs(20),
         &format!("{code} in the agent log"),

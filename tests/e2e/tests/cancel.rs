@@ -23,11 +23,9 @@ async fn cancelling_a_pending_execution_fails_it_at_once() {
         .await
         .expect("stack");
     let exec = stack
-        .execute(&Req::job("default/Deployment/web"))
+        .run(&Req::job("default/Deployment/web"))
         .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+        .expect("execute");
     let waiting = eventually(Duration::from_secs(15), "NoAgentAvailable", || {
         let stack = &stack;
         let name = exec.name.clone();
@@ -67,11 +65,9 @@ async fn cancelling_a_pending_execution_fails_it_at_once() {
 async fn cancelling_a_running_execution_stops_its_job() {
     let stack = Stack::start(StackOptions::default()).await.expect("stack");
     let exec = stack
-        .execute(&Req::job("default/Deployment/web").outcome("hang"))
+        .run(&Req::job("default/Deployment/web").outcome("hang"))
         .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+        .expect("execute");
     let running = stack
         .wait_phase(&exec.name, Phase::Running)
         .await
@@ -111,11 +107,9 @@ async fn cancelling_a_running_execution_stops_its_job() {
 async fn cancelling_a_running_tekton_execution_cancels_its_pipelinerun() {
     let stack = Stack::start(StackOptions::default()).await.expect("stack");
     let exec = stack
-        .execute(&Req::tekton("default/Deployment/api").outcome("hang"))
+        .run(&Req::tekton("default/Deployment/api").outcome("hang"))
         .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+        .expect("execute");
     let running = stack
         .wait_phase(&exec.name, Phase::Running)
         .await

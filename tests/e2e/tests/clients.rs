@@ -94,11 +94,9 @@ async fn python_grpcio_client_executes_and_follows_watch() {
 async fn kubectl_get_wfe_shows_the_printer_columns() {
     let stack = Stack::start(StackOptions::default()).await.expect("stack");
     let exec = stack
-        .execute(&Req::job("default/Deployment/web").duration("200ms"))
+        .run(&Req::job("default/Deployment/web").duration("200ms"))
         .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+        .expect("execute");
     stack
         .wait_phase(&exec.name, Phase::Completed)
         .await

@@ -27,12 +27,7 @@ async fn expect_failure(opts: StackOptions, req: Req, want: Expect) -> Stack {
 
 /// Runs `req` on `stack` (set up by the caller) and checks the failure details.
 async fn expect_failure_on(stack: Stack, req: Req, want: Expect) -> Stack {
-    let exec = stack
-        .execute(&req)
-        .await
-        .expect("ExecuteWorkflow")
-        .execution
-        .expect("execution");
+    let exec = stack.run(&req).await.expect("ExecuteWorkflow");
     let failed = stack
         .wait_phase(&exec.name, Phase::Failed)
         .await

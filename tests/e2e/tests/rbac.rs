@@ -22,12 +22,7 @@ fn refusals(stack: &Stack, c: Component) -> Vec<String> {
 }
 
 async fn run_to(stack: &Stack, req: Req, phase: Phase) -> v1::WorkflowExecution {
-    let exec = stack
-        .execute(&req)
-        .await
-        .expect("ExecuteWorkflow")
-        .execution
-        .expect("execution");
+    let exec = stack.run(&req).await.expect("ExecuteWorkflow");
     stack.wait_phase(&exec.name, phase).await.expect("phase")
 }
 

@@ -10,12 +10,7 @@ use wfe_e2e::{Req, Stack, StackOptions};
 async fn released(req: Req, kind: &str) {
     let opts = StackOptions::default().api_flag("--primitive-retention", "1s");
     let stack = Stack::start(opts).await.expect("stack");
-    let exec = stack
-        .execute(&req)
-        .await
-        .expect("ExecuteWorkflow")
-        .execution
-        .expect("execution");
+    let exec = stack.run(&req).await.expect("ExecuteWorkflow");
     let done = stack
         .wait_phase(&exec.name, Phase::Completed)
         .await

@@ -18,12 +18,7 @@ async fn primitives(stack: &Stack, kind: &str, uid: &str) -> Vec<String> {
 /// Runs `req`, restarts `order` one by one while it runs, and checks the outcome.
 async fn survives(req: Req, order: &[Component], kind: &str) {
     let mut stack = Stack::start(StackOptions::default()).await.expect("stack");
-    let exec = stack
-        .execute(&req)
-        .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+    let exec = stack.run(&req).await.expect("execute");
     stack
         .wait_phase(&exec.name, Phase::Running)
         .await

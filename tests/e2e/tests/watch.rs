@@ -53,11 +53,9 @@ async fn watch_resumes_after_a_disconnect() {
     );
 
     let exec = stack
-        .execute(&Req::job(T).duration("3s"))
+        .run(&Req::job(T).duration("3s"))
         .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+        .expect("execute");
     // Follow until Running, then disconnect.
     let mut token;
     loop {
@@ -103,11 +101,9 @@ async fn a_token_from_before_an_api_restart_gets_a_reset_and_the_state_now() {
     let mut s = watch(&mut c, "").await;
     assert_eq!(next(&mut s).await.r#type(), WatchEventType::Synced);
     let exec = stack
-        .execute(&Req::job(T).duration("3s"))
+        .run(&Req::job(T).duration("3s"))
         .await
-        .expect("execute")
-        .execution
-        .expect("execution");
+        .expect("execute");
     let token = next(&mut s).await.resume_token;
     drop(s);
 
