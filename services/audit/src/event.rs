@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use wfe_core::FailureDetails;
-use wfe_core::duration::format_go;
+use wfe_core::duration::{format_go, round_to_seconds};
 use wfe_core::failure::error_details;
 
 /// Category of every event of this service.
@@ -176,8 +176,9 @@ impl ExecutionFacts {
             m.insert("completed_at".into(), json!(c));
         }
         if let (Some(s), Some(c)) = (self.started_at, self.completed_at) {
-            let d = Duration::from_secs(c.as_second().saturating_sub(s.as_second()).max(0) as u64);
-            m.insert("duration".into(), json!(format_go(d)));
+            // Rounded as status.duration is, so the event and the resource agree.
+            let d: Duration = c.duration_since(s).try_into().unwrap_or_default();
+            m.insert("duration".into(), json!(format_go(round_to_seconds(d))));
         }
         if self.retry_count > 0 {
             m.insert("retry_count".into(), json!(self.retry_count));

@@ -116,3 +116,19 @@ fn cancelled_by_a_person_names_them() {
     assert_eq!(e.actor_id, "bob");
     assert_eq!(e.event_data["cancel_reason"], "wrong target");
 }
+
+#[test]
+fn duration_is_rounded_to_seconds_as_the_status_is() {
+    let ms = |n| Timestamp::from_millisecond(n).expect("valid");
+    let facts = ExecutionFacts {
+        started_at: Some(ms(1_000_200)),
+        completed_at: Some(ms(1_000_800)),
+        ..facts()
+    };
+    assert_eq!(facts.completed(at()).event_data["duration"], "1s");
+    let facts = ExecutionFacts {
+        completed_at: Some(ms(1_000_600)),
+        ..facts
+    };
+    assert_eq!(facts.completed(at()).event_data["duration"], "0s");
+}
