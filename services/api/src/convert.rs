@@ -530,7 +530,7 @@ pub fn record_of(w: &WorkflowExecution) -> wfe_core::ExecutionRecord {
     wfe_core::ExecutionRecord {
         name: w.name_any(),
         namespace: w.namespace().unwrap_or_default(),
-        target: w.spec.target_resource.clone(),
+        target: crate::store::target_of(w),
         workflow_id: w.spec.workflow_ref.workflow_id.clone(),
         phase: crate::store::phase_of(w),
         created_at: w

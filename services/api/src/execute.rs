@@ -57,7 +57,7 @@ pub fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))[..32].to_owned()
 }
 
-/// The admission history of a target, from the index.
+/// The admission history of a cluster-qualified target, from the index.
 ///
 /// Executions whose initial status is not written yet are left out: a concurrent call is
 /// still deciding about them, and the one among them that holds the target lock is added by
@@ -129,12 +129,13 @@ pub async fn execute(
         namespace: ns.clone(),
         name: name.clone(),
     };
-    let held = lock::acquire(ctx, &req.target, &me).await?;
-    let mut hist = history(ctx, &req.target);
+    let target = naming::qualified_target(&req.cluster_id, &req.target);
+    let held = lock::acquire(ctx, &target, &me).await?;
+    let mut hist = history(ctx, &target);
     if let Acquire::Held(holder) = &held {
-        add_holder(&mut hist, holder, &req.target, now);
+        add_holder(&mut hist, holder, &target, now);
     }
-    let decision = decide(ctx, &req.target, &req.workflow_ref.workflow_id, &hist, now);
+    let decision = decide(ctx, &target, &req.workflow_ref.workflow_id, &hist, now);
     let mut obj = build(&req, &valid, &name, now);
     if let (Some(t), Some(a)) = (traceparent, obj.metadata.annotations.as_mut()) {
         a.insert(crate::TRACEPARENT_ANNOTATION.to_owned(), t);
@@ -148,7 +149,7 @@ pub async fn execute(
             return Ok(already_existed(&existing));
         }
         Err(e) => {
-            release_if_acquired(ctx, &held, &req.target, &me).await;
+            release_if_acquired(ctx, &held, &target, &me).await;
             return Err(e.into());
         }
     };
@@ -168,7 +169,7 @@ pub async fn execute(
     let stored = match committed {
         Ok(c) => c,
         Err(e) => {
-            release_if_acquired(ctx, &held, &req.target, &me).await;
+            release_if_acquired(ctx, &held, &target, &me).await;
             return Err(e);
         }
     };
@@ -192,7 +193,7 @@ pub async fn resume(
             "{key}: stored spec.executionEngine is invalid: {e}"
         ))
     })?;
-    let target = &spec.target_resource;
+    let target = &crate::store::target_of(obj);
     let now = Timestamp::now();
     let held = lock::acquire(ctx, target, &key).await?;
     let mut hist = history(ctx, target);

@@ -126,12 +126,18 @@ struct Inner {
     ring: VecDeque<Change>,
 }
 
+/// The cluster-qualified target an execution is indexed (and admitted, and locked) by.
+pub fn target_of(obj: &WorkflowExecution) -> String {
+    wfe_core::naming::qualified_target(&obj.spec.cluster_id, &obj.spec.target_resource)
+}
+
 impl Inner {
     fn unindex(&mut self, key: &SharedKey, obj: &WorkflowExecution) {
-        if let Some(s) = self.by_target.get_mut(&obj.spec.target_resource) {
+        let target = target_of(obj);
+        if let Some(s) = self.by_target.get_mut(&target) {
             s.remove(key);
             if s.is_empty() {
-                self.by_target.remove(&obj.spec.target_resource);
+                self.by_target.remove(&target);
             }
         }
         if let Some(s) = self.by_phase.get_mut(&phase_of(obj)) {
@@ -151,7 +157,7 @@ impl Inner {
 
     fn index(&mut self, key: &SharedKey, obj: &WorkflowExecution) {
         self.by_target
-            .entry(obj.spec.target_resource.clone())
+            .entry(target_of(obj))
             .or_default()
             .insert(key.clone());
         self.by_phase
@@ -333,7 +339,7 @@ impl Index {
         keys.filter_map(|k| inner.objects.get(k).cloned()).collect()
     }
 
-    /// Every execution on a target (any namespace).
+    /// Every execution on a cluster-qualified target ([`target_of`]), in any namespace.
     pub fn by_target(&self, target: &str) -> Vec<Arc<WorkflowExecution>> {
         let inner = self.inner.read();
         inner

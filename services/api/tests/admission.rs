@@ -139,7 +139,7 @@ async fn recently_remediated_and_previous_execution_failed_with_clear_block() {
     let short = v1::ClearBlockRequest {
         target_resource: t.into(),
         reason: "fixed".into(),
-        namespace: String::new(),
+        ..Default::default()
     };
     assert_eq!(
         c.clear_block(short).await.unwrap_err().code(),
@@ -148,7 +148,7 @@ async fn recently_remediated_and_previous_execution_failed_with_clear_block() {
     let ok = v1::ClearBlockRequest {
         target_resource: t.into(),
         reason: REASON.into(),
-        namespace: String::new(),
+        ..Default::default()
     };
     let cleared = c.clear_block(ok.clone()).await.unwrap().into_inner();
     let bc = cleared
@@ -233,9 +233,60 @@ async fn exponential_backoff_then_exhausted_retries() {
     let ok = v1::ClearBlockRequest {
         target_resource: t.into(),
         reason: REASON.into(),
-        namespace: String::new(),
+        ..Default::default()
     };
     c.clear_block(ok).await.unwrap();
     assert!(preflight(&mut c, t, "wf-1").await.would_start);
+    api.shutdown().await;
+}
+
+/// The same `namespace/Kind/name` in another cluster is another resource: an execution
+/// there does not hold the local target (nor the local one it), while a second one in the
+/// same cluster is ResourceBusy; Preflight tells them apart the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_in_another_cluster_is_another_target() {
+    let env = Env::new().await;
+    let api = env.start(env.config()).await;
+    let mut c = client(&api, CALLER_TOKEN).await;
+    let t = "default/Deployment/web";
+    let in_cluster = |cluster: &str, key: &str| {
+        let mut r = execute_req(t, "wf-1", key);
+        r.spec.as_mut().unwrap().cluster_id = cluster.into();
+        r
+    };
+    let mut names = Vec::new();
+    for (cluster, key) in [("east", "east-1"), ("", "local-1"), ("west", "west-1")] {
+        let res = c
+            .execute_workflow(in_cluster(cluster, key))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            res.disposition,
+            Disposition::Created as i32,
+            "{cluster:?}: {:?}",
+            res.skip_details
+        );
+        names.push(res.execution.unwrap().name);
+    }
+    let again = c
+        .execute_workflow(in_cluster("east", "east-2"))
+        .await
+        .unwrap()
+        .into_inner();
+    skipped_for(&again, BlockReason::ResourceBusy, &names[0]);
+    let message = &again.skip_details.as_ref().unwrap().message;
+    assert!(message.contains("default/Deployment/web@east"), "{message}");
+
+    let spec = in_cluster("north", "").spec;
+    let free = c
+        .preflight_workflow(v1::PreflightWorkflowRequest {
+            namespace: String::new(),
+            spec,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(free.would_start, "{:?}", free.blockers);
     api.shutdown().await;
 }

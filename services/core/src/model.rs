@@ -286,7 +286,7 @@ pub struct ExecutionRecord {
     pub name: String,
     /// WorkflowExecution namespace.
     pub namespace: String,
-    /// Raw target string.
+    /// The target qualified by its cluster ([`crate::naming::qualified_target`]).
     pub target: String,
     /// Catalog workflow id.
     pub workflow_id: String,

@@ -15,6 +15,19 @@ fn hash_hex(input: &str, n: usize) -> String {
     digest[..n].to_owned()
 }
 
+/// A target as admission and the target lock know it: `target` in the local cluster,
+/// `target@cluster` in another. The same `namespace/Kind/name` in two clusters is two
+/// resources, so it is two targets: one does not hold, cool down or block the other.
+/// `@` cannot occur in a target, so the form is unambiguous; local targets keep their
+/// plain form (and their lock names).
+pub fn qualified_target(cluster_id: &str, target: &str) -> String {
+    if cluster_id.is_empty() {
+        target.to_owned()
+    } else {
+        format!("{target}@{cluster_id}")
+    }
+}
+
 /// Upstream's target lock name: `wfe-` + the first 16 hex characters of sha256(target).
 ///
 /// Kept identical to upstream so names in existing clusters, issues and dashboards still match.
@@ -96,6 +109,23 @@ pub fn sanitize_label_value(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn targets_are_qualified_by_a_remote_cluster_only() {
+        assert_eq!(
+            qualified_target("", "ns/Deployment/web"),
+            "ns/Deployment/web"
+        );
+        assert_eq!(
+            qualified_target("east", "ns/Deployment/web"),
+            "ns/Deployment/web@east"
+        );
+        assert_ne!(
+            execution_resource_name(&qualified_target("east", "Node/n1")),
+            execution_resource_name(&qualified_target("", "Node/n1"))
+        );
+    }
+
     use super::*;
 
     #[test]

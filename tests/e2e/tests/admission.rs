@@ -119,7 +119,7 @@ async fn execution_failure_blocks_until_clear_block() {
     let mut clear = v1::ClearBlockRequest {
         target_resource: T.to_owned(),
         reason: "looks fine".to_owned(),
-        namespace: String::new(),
+        ..Default::default()
     };
     let err = c
         .clear_block(clear.clone())

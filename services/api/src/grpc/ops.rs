@@ -95,14 +95,9 @@ pub fn preflight(
 ) -> Result<v1::PreflightWorkflowResponse> {
     let now = Timestamp::now();
     let acc = validate(ctx, &r.namespace, String::new(), r.spec, now)?;
-    let hist = history(ctx, &acc.req.target);
-    let decision = decide(
-        ctx,
-        &acc.req.target,
-        &acc.req.workflow_ref.workflow_id,
-        &hist,
-        now,
-    );
+    let target = wfe_core::naming::qualified_target(&acc.req.cluster_id, &acc.req.target);
+    let hist = history(ctx, &target);
+    let decision = decide(ctx, &target, &acc.req.workflow_ref.workflow_id, &hist, now);
     let (state, _) = dispatch_state(ctx, acc.valid.engine, &acc.req.cluster_id);
     Ok(v1::PreflightWorkflowResponse {
         would_start: decision.allowed,
@@ -144,7 +139,7 @@ pub async fn clear_block(
     check_clear(&r)?;
     let ns = ctx.namespace_of(&r.namespace)?;
     let now = Timestamp::now();
-    let target = r.target_resource.clone();
+    let target = wfe_core::naming::qualified_target(&r.cluster_id, &r.target_resource);
     let hist = history(ctx, &target);
     // Any workflow: the failure rules do not depend on it.
     let decision = decide(ctx, &target, "", &hist, now);
@@ -209,7 +204,7 @@ mod tests {
         let short = v1::ClearBlockRequest {
             target_resource: "ns/Deployment/a".into(),
             reason: "fixed it".into(),
-            namespace: String::new(),
+            ..Default::default()
         };
         let Err(Error::InvalidArgument(v)) = check_clear(&short) else {
             panic!("accepted a short reason")
