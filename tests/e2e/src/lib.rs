@@ -21,7 +21,7 @@ pub mod stack;
 pub mod wait;
 
 pub use request::Req;
-pub use stack::{Component, Stack, StackOptions};
+pub use stack::{Component, RemoteCluster, Stack, StackOptions};
 pub use wait::eventually;
 
 /// Generated types of the orchestrator-facing API.

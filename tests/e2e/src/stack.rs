@@ -17,8 +17,8 @@ pub const OPERATOR_TOKEN: &str = "e2e-operator-token";
 /// Identity the API records for [`OPERATOR_TOKEN`].
 pub const OPERATOR_IDENTITY: &str = "operator@e2e.local";
 /// Agent token bindings: `<token> <cluster|-> <engine>`.
-const AGENT_TOKENS: &str =
-    "e2e-job-token - job\ne2e-tekton-token - tekton\ne2e-east-job-token east job\n";
+const AGENT_TOKENS: &str = "e2e-job-token - job\ne2e-tekton-token - tekton\n\
+     e2e-east-job-token east job\ne2e-east-tekton-token east tekton\n";
 /// The sandbox's superuser token (the tests' kubectl); see [`StackOptions::rbac`].
 pub const KUBE_ADMIN_TOKEN: &str = "e2e-kube-admin-token";
 /// Kubernetes identities of the components under RBAC: (identity, token). The service
@@ -44,6 +44,8 @@ pub enum Component {
     TektonAgent(usize),
     /// An agent a test started with [`Stack::spawn_agent`].
     Extra(usize),
+    /// The sandbox of the n-th remote cluster ([`Stack::add_remote_cluster`]).
+    RemoteSandbox(usize),
 }
 
 /// What to start. Timing flags are small so the suite runs fast.
@@ -139,6 +141,19 @@ pub struct AgentSpec {
     pub stuck_grace_seconds: Option<u64>,
     /// The API replica it dials.
     pub api: usize,
+    /// The cluster it works in (its kubeconfig); None: the stack's own sandbox.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// A remote cluster: its own sandbox, with agents that dial the stack's API.
+#[derive(Debug, Clone)]
+pub struct RemoteCluster {
+    /// Its cluster id (`--cluster-id` of its agents, `cluster_id` of an execution).
+    pub cluster_id: String,
+    /// A kubeconfig pointing at its sandbox.
+    pub kubeconfig: PathBuf,
+    /// Its job-agent and tekton-agent.
+    pub agents: [Component; 2],
 }
 
 /// Addresses of one workflow-api replica.
@@ -159,6 +174,8 @@ pub struct Stack {
     pub(crate) apis: Vec<ApiAddrs>,
     procs: BTreeMap<Component, Proc>,
     admin: BTreeMap<Component, SocketAddr>,
+    /// Where each sandbox serves (the stack's own under `Component::Sandbox`).
+    sandboxes: BTreeMap<Component, SocketAddr>,
     extra: usize,
     rbac: bool,
 }
@@ -176,6 +193,7 @@ impl Stack {
             apis: Vec::new(),
             procs: BTreeMap::new(),
             admin: BTreeMap::new(),
+            sandboxes: BTreeMap::from([(Component::Sandbox, sandbox)]),
             extra: 0,
             rbac: opts.rbac,
         };
@@ -206,7 +224,53 @@ impl Stack {
             cluster_id: String::new(),
             stuck_grace_seconds: None,
             api,
+            kubeconfig: None,
         }
+    }
+
+    /// Starts a remote cluster `cluster_id` ("east": its agent tokens are bound to it):
+    /// a sandbox of its own with the stack's namespaces, and a job-agent and a
+    /// tekton-agent that work there and dial API replica 0, as
+    /// `deploy/overlays/remote-cluster` runs them.
+    pub async fn add_remote_cluster(&mut self, cluster_id: &str) -> anyhow::Result<RemoteCluster> {
+        let n = self.sandboxes.len() - 1;
+        let c = Component::RemoteSandbox(n);
+        let addr = free_addr()?;
+        let kubeconfig_path = self.dir().join(format!("kubeconfig-{cluster_id}"));
+        std::fs::write(
+            &kubeconfig_path,
+            kubeconfig(&format!("http://{addr}"), KUBE_ADMIN_TOKEN),
+        )?;
+        let data = self.dir().join(format!("sandbox-{cluster_id}-data"));
+        let args = vec![
+            "sandbox".into(),
+            "--listen".into(),
+            addr.to_string(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ];
+        self.sandboxes.insert(c, addr);
+        self.add(c, args, None).await?;
+        let mut agents = Vec::new();
+        for engine in ["job", "tekton"] {
+            let spec = AgentSpec {
+                engine,
+                token: format!("e2e-{cluster_id}-{engine}-token"),
+                cluster_id: cluster_id.to_owned(),
+                stuck_grace_seconds: None,
+                api: 0,
+                kubeconfig: Some(kubeconfig_path.clone()),
+            };
+            let agent = Component::Extra(self.extra);
+            self.extra += 1;
+            self.add_agent(agent, &spec).await?;
+            agents.push(agent);
+        }
+        Ok(RemoteCluster {
+            cluster_id: cluster_id.to_owned(),
+            kubeconfig: kubeconfig_path,
+            agents: [agents[0], agents[1]],
+        })
     }
 
     /// The temp dir holding kubeconfig, tokens, audit files, logs and sandbox data.
@@ -225,13 +289,14 @@ impl Stack {
     }
 
     /// The environment of a process that talks to Kubernetes as `identity` (one of
-    /// [`KUBE_IDENTITIES`]; the shared superuser kubeconfig unless RBAC is on).
-    fn env(&self, identity: &str) -> Vec<(String, String)> {
+    /// [`KUBE_IDENTITIES`]; the shared superuser kubeconfig unless RBAC is on), or
+    /// through `kubeconfig` when given (a remote cluster's).
+    fn env(&self, identity: &str, kubeconfig: Option<&Path>) -> Vec<(String, String)> {
         let own = KUBE_IDENTITIES.iter().any(|(id, _)| *id == identity);
-        let kubeconfig = if self.rbac && own {
-            self.dir().join(format!("kubeconfig-{identity}"))
-        } else {
-            self.kubeconfig()
+        let kubeconfig = match kubeconfig {
+            Some(k) => k.to_path_buf(),
+            None if self.rbac && own => self.dir().join(format!("kubeconfig-{identity}")),
+            None => self.kubeconfig(),
         };
         let kubeconfig = kubeconfig.display().to_string();
         vec![
@@ -379,7 +444,8 @@ impl Stack {
         let (exe, args) = self.agent_cmd(c, spec)?;
         let admin = self.admin_of(&args)?;
         let identity = format!("{}-agent", spec.engine);
-        self.add_exe(c, &exe, args, &identity, Some(admin)).await
+        let env = self.env(&identity, spec.kubeconfig.as_deref());
+        self.add_exe(c, &exe, args, env, Some(admin)).await
     }
 
     /// `wfe <engine>-agent …`, or the standalone `<engine>-agent` when a stuck grace is
@@ -396,7 +462,6 @@ impl Stack {
     fn agent_args(&self, c: Component, spec: &AgentSpec) -> anyhow::Result<Vec<String>> {
         let token = self.dir().join(format!("tokens/{c:?}.token"));
         std::fs::write(&token, format!("{}\n", spec.token)).context("writing a token file")?;
-        let id = format!("{c:?}").to_lowercase().replace(['(', ')'], "-");
         Ok(vec![
             "--api-url".into(),
             format!("http://{}", self.apis[spec.api].grpc),
@@ -405,7 +470,7 @@ impl Stack {
             "--admin-addr".into(),
             free_addr()?.to_string(),
             "--agent-id".into(),
-            id.trim_end_matches('-').to_owned(),
+            agent_id(c),
             "--cluster-id".into(),
             spec.cluster_id.clone(),
             "--drain-timeout-seconds".into(),
@@ -434,7 +499,8 @@ impl Stack {
             Component::Api(_) => "workflow-api",
             _ => "sandbox",
         };
-        self.add_exe(c, &wfe, args, identity, admin).await
+        let env = self.env(identity, None);
+        self.add_exe(c, &wfe, args, env, admin).await
     }
 
     async fn add_exe(
@@ -442,10 +508,9 @@ impl Stack {
         c: Component,
         exe: &Path,
         args: Vec<String>,
-        identity: &str,
+        env: Vec<(String, String)>,
         admin: Option<SocketAddr>,
     ) -> anyhow::Result<()> {
-        let env = self.env(identity);
         let mut p = Proc::new(&format!("{c:?}"), exe, args, env, self.log_path(c));
         p.spawn()?;
         self.procs.insert(c, p);
@@ -462,7 +527,10 @@ impl Stack {
         self.extra += 1;
         let (exe, args) = self.agent_cmd(c, &spec)?;
         let admin = self.admin_of(&args)?;
-        let env = self.env(&format!("{}-agent", spec.engine));
+        let env = self.env(
+            &format!("{}-agent", spec.engine),
+            spec.kubeconfig.as_deref(),
+        );
         let mut p = Proc::new(&format!("{c:?}"), &exe, args, env, self.log_path(c));
         p.spawn()?;
         self.procs.insert(c, p);
@@ -506,11 +574,10 @@ impl Stack {
 
     async fn wait_ready(&mut self, c: Component) -> anyhow::Result<()> {
         let what = format!("{c:?} to become ready");
-        let url = match (c, self.admin.get(&c)) {
-            (Component::Sandbox, _) => format!(
-                "http://{}/api/v1/namespaces/kubernaut-workflows",
-                self.sandbox
-            ),
+        let url = match (self.sandboxes.get(&c), self.admin.get(&c)) {
+            (Some(sandbox), _) => {
+                format!("http://{sandbox}/api/v1/namespaces/kubernaut-workflows")
+            }
             (_, Some(a)) => format!("http://{a}/readyz"),
             (_, None) => anyhow::bail!("{c:?} has no admin port"),
         };
@@ -555,6 +622,12 @@ impl Drop for Stack {
             let _ = p.kill();
         }
     }
+}
+
+/// The `--agent-id` the stack gives component `c` (`jobagent-0`, `extra-1`, …).
+pub fn agent_id(c: Component) -> String {
+    let id = format!("{c:?}").to_lowercase().replace(['(', ')'], "-");
+    id.trim_end_matches('-').to_owned()
 }
 
 /// kubeconfig and token files, as `wfe dev` writes them.

@@ -25,6 +25,7 @@ async fn refused_agent(token: &str, code: tonic::Code) {
             cluster_id: String::new(),
             stuck_grace_seconds: None,
             api: 0,
+            kubeconfig: None,
         })
         .await
         .expect("spawn agent");
