@@ -102,6 +102,21 @@ async fn executions_run_in_the_cluster_they_name() {
         );
     }
 
+    // ListWorkflowExecutions tells the clusters apart: unset is every cluster.
+    let mut c = stack.grpc_client().await.expect("client");
+    for (cluster, want) in [(Some("east"), 2), (Some(""), 1), (None, 3)] {
+        let listed = c
+            .list_workflow_executions(v1::ListWorkflowExecutionsRequest {
+                cluster_id: cluster.map(str::to_owned),
+                ..Default::default()
+            })
+            .await
+            .expect("List")
+            .into_inner()
+            .executions;
+        assert_eq!(listed.len(), want, "cluster {cluster:?}: {listed:#?}");
+    }
+
     // A second execution on east's web is free to start once the first is done (no
     // cooldown across workflows), while the hub's web is still held.
     let busy = stack

@@ -66,6 +66,9 @@ pub fn list(
     };
     let keep = |o: &Arc<WorkflowExecution>| {
         (r.target_resource.is_empty() || o.spec.target_resource == r.target_resource)
+            && r.cluster_id
+                .as_ref()
+                .is_none_or(|c| o.spec.cluster_id == *c)
             && phase.is_none_or(|p| phase_of(o) == p)
             && (r.execution_engine.is_empty() || o.spec.execution_engine == r.execution_engine)
             && (r.workflow_id.is_empty() || o.spec.workflow_ref.workflow_id == r.workflow_id)

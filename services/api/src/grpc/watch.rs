@@ -28,6 +28,8 @@ use crate::store::{Change, ChangeKind};
 struct Filter {
     namespace: String,
     target: String,
+    /// None: every cluster.
+    cluster: Option<String>,
     engine: String,
     rr: String,
 }
@@ -36,6 +38,10 @@ impl Filter {
     fn matches(&self, o: &WorkflowExecution) -> bool {
         o.metadata.namespace.as_deref() == Some(self.namespace.as_str())
             && (self.target.is_empty() || o.spec.target_resource == self.target)
+            && self
+                .cluster
+                .as_ref()
+                .is_none_or(|c| o.spec.cluster_id == *c)
             && (self.engine.is_empty() || o.spec.execution_engine == self.engine)
             && (self.rr.is_empty() || o.spec.remediation_request_ref.name == self.rr)
     }
@@ -74,6 +80,7 @@ pub fn watch(
     let filter = Filter {
         namespace,
         target: r.target_resource,
+        cluster: r.cluster_id,
         engine: r.execution_engine,
         rr: r.remediation_request_name,
     };
