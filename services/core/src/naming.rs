@@ -109,6 +109,7 @@ pub fn sanitize_label_value(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn targets_are_qualified_by_a_remote_cluster_only() {
@@ -125,8 +126,6 @@ mod tests {
             execution_resource_name(&qualified_target("", "Node/n1"))
         );
     }
-
-    use super::*;
 
     #[test]
     fn execution_resource_name_vectors_from_reference() {

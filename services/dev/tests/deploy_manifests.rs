@@ -1,31 +1,14 @@
 //! Every kustomize overlay under deploy/ renders with the real kubectl, and the
 //! rendered objects are accepted by a Kubernetes API server (the sandbox).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde::Deserialize;
-
 use clap::{CommandFactory, Parser};
+use common::kustomize;
+use serde::Deserialize;
 use wfe_sandbox::{Sandbox, SandboxConfig};
 
-fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
-}
-
-fn kustomize(overlay: &str) -> String {
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(deploy_dir().join("overlays").join(overlay))
-        .output()
-        .expect("kubectl is on PATH");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {overlay} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 manifests")
-}
+mod common;
 
 fn kinds(rendered: &str) -> Vec<&str> {
     rendered

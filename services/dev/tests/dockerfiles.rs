@@ -5,10 +5,13 @@
 //! has a Dockerfile, and our binaries link nothing the distroless `cc` image lacks.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::{kustomize, repo};
 use serde::Deserialize;
+
+mod common;
 
 /// The runtime image: glibc and libgcc, nothing else.
 const RUNTIME: &str = "FROM gcr.io/distroless/cc-debian12:nonroot";
@@ -23,10 +26,6 @@ const RUNTIME_LIBS: [&str; 8] = [
     "librt.so.1",
     "ld-linux-x86-64.so.2",
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// (file stem, text) of every Dockerfile.
 fn dockerfiles() -> Vec<(String, String)> {
@@ -132,17 +131,7 @@ fn each_dockerfile_builds_and_starts_a_binary_of_the_workspace() {
 #[test]
 fn every_deployed_image_has_a_dockerfile() {
     let have: BTreeSet<String> = dockerfiles().into_iter().map(|(stem, _)| stem).collect();
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(repo().join("deploy/overlays/single-cluster"))
-        .output()
-        .expect("kubectl is on PATH");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let images: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+    let images: BTreeSet<String> = kustomize("single-cluster")
         .lines()
         .filter_map(|l| l.trim().strip_prefix("image: ghcr.io/kubernaut/"))
         .map(|i| i.split(':').next().unwrap_or(i).to_owned())

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use axum::http::{HeaderMap, Method, header};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, qualified};
 use crate::store::{ObjKey, ResKey, Store};
 
 /// The superuser group.
@@ -242,11 +242,7 @@ pub fn authorize(store: &Store, user: &User, attrs: &Attributes<'_>) -> ApiResul
 }
 
 fn refusal(user: &User, a: &Attributes<'_>) -> String {
-    let qualified = if a.group.is_empty() {
-        a.resource.to_owned()
-    } else {
-        format!("{}.{}", a.resource, a.group)
-    };
+    let qualified = qualified(a.resource, a.group);
     let object = match a.name {
         Some(n) => format!("{qualified} \"{n}\""),
         None => qualified,
@@ -271,25 +267,23 @@ fn rules_for(store: &Store, user: &User, namespace: Option<&str>) -> Vec<Value> 
     let rbac = |plural: &str| ResKey::new("rbac.authorization.k8s.io", plural);
     let all =
         |plural: &str, ns: Option<&str>| store.list(&rbac(plural), ns, None, None, &|_| true).0;
-    let mut bindings: Vec<(Option<String>, Value)> = all("clusterrolebindings", None)
+    // (the binding's namespace, the binding): None for ClusterRoleBindings.
+    let cluster_wide = all("clusterrolebindings", None)
         .into_iter()
-        .map(|b| (None, (*b).clone()))
-        .collect();
-    if let Some(ns) = namespace {
-        bindings.extend(
-            all("rolebindings", Some(ns))
-                .into_iter()
-                .map(|b| (Some(ns.to_owned()), (*b).clone())),
-        );
-    }
+        .map(|b| (None, b));
+    let in_namespace = namespace
+        .map(|ns| all("rolebindings", Some(ns)))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| (namespace, b));
     let mut rules = Vec::new();
-    for (ns, binding) in bindings {
-        if !binds(&binding, user, ns.as_deref()) {
+    for (ns, binding) in cluster_wide.chain(in_namespace) {
+        if !binds(&binding, user, ns) {
             continue;
         }
         let role_ref = &binding["roleRef"];
         let role_name = role_ref["name"].as_str().unwrap_or_default();
-        let role = match (role_ref["kind"].as_str(), ns.as_deref()) {
+        let role = match (role_ref["kind"].as_str(), ns) {
             (Some("Role"), Some(ns)) => store.get(&rbac("roles"), &ObjKey::new(ns, role_name)),
             (Some("ClusterRole"), _) => {
                 store.get(&rbac("clusterroles"), &ObjKey::new("", role_name))

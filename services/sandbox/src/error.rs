@@ -237,7 +237,7 @@ impl ApiError {
 }
 
 /// `configmaps` or `jobs.batch`, as the real server names a resource in messages.
-fn qualified(resource: &str, group: &str) -> String {
+pub(crate) fn qualified(resource: &str, group: &str) -> String {
     if group.is_empty() {
         resource.to_string()
     } else {

@@ -14,7 +14,7 @@
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, qualified};
 use crate::meta::meta_str;
 use crate::resources::ResourceInfo;
 use crate::store::{ResKey, Store};
@@ -65,11 +65,7 @@ impl QuotaAdmission {
 
 /// `count/<plural>` for the core group, `count/<plural>.<group>` otherwise.
 pub fn count_key(info: &ResourceInfo) -> String {
-    if info.group.is_empty() {
-        format!("count/{}", info.plural)
-    } else {
-        format!("count/{}.{}", info.plural, info.group)
-    }
+    format!("count/{}", qualified(&info.plural, &info.group))
 }
 
 /// (quota name, hard limit) of every quota in `namespace` that limits `key`.
@@ -128,11 +124,7 @@ fn refusal(
         limits.iter().filter(|(_, hard)| used + 1 > *hard).collect();
     refusing.sort();
     let (quota, hard) = refusing.first()?;
-    let resource = if info.group.is_empty() {
-        info.plural.clone()
-    } else {
-        format!("{}.{}", info.plural, info.group)
-    };
+    let resource = qualified(&info.plural, &info.group);
     Some(format!(
         "{resource} \"{name}\" is forbidden: exceeded quota: {quota}, requested: {key}=1, used: {key}={used}, limited: {key}={hard}"
     ))

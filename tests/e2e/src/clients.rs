@@ -169,6 +169,16 @@ impl Stack {
             .context("ExecuteWorkflow answered without an execution")
     }
 
+    /// [`Stack::run`], then waits until the execution reaches `phase`.
+    pub async fn run_to(
+        &self,
+        req: &crate::Req,
+        phase: Phase,
+    ) -> anyhow::Result<WorkflowExecution> {
+        let exec = self.run(req).await?;
+        self.wait_phase(&exec.name, phase).await
+    }
+
     /// The execution as replica 0 serves it.
     pub async fn get(&self, name: &str) -> anyhow::Result<WorkflowExecution> {
         let mut c = self.grpc_client().await?;

@@ -261,8 +261,7 @@ impl Stack {
                 api: 0,
                 kubeconfig: Some(kubeconfig_path.clone()),
             };
-            let agent = Component::Extra(self.extra);
-            self.extra += 1;
+            let agent = self.next_extra();
             self.add_agent(agent, &spec).await?;
             agents.push(agent);
         }
@@ -520,11 +519,16 @@ impl Stack {
         self.wait_ready(c).await
     }
 
+    /// A name for one more agent started by a test.
+    fn next_extra(&mut self) -> Component {
+        self.extra += 1;
+        Component::Extra(self.extra - 1)
+    }
+
     /// Starts an agent with `spec` (any token, any cluster) without waiting for it
     /// to be ready; see [`Stack::readyz`].
     pub async fn spawn_agent(&mut self, spec: AgentSpec) -> anyhow::Result<Component> {
-        let c = Component::Extra(self.extra);
-        self.extra += 1;
+        let c = self.next_extra();
         let (exe, args) = self.agent_cmd(c, &spec)?;
         let admin = self.admin_of(&args)?;
         let env = self.env(

@@ -54,11 +54,7 @@ async fn executions_run_in_the_cluster_they_name() {
 
     // The hub's own web is held by a workflow that hangs ...
     let local = stack
-        .run(&Req::job(web).outcome("hang"))
-        .await
-        .expect("ExecuteWorkflow");
-    let local = stack
-        .wait_phase(&local.name, Phase::Running)
+        .run_to(&Req::job(web).outcome("hang"), Phase::Running)
         .await
         .expect("Running");
     assert!(exists(&hub, "job", &primitive(&local)).await);
@@ -71,9 +67,8 @@ async fn executions_run_in_the_cluster_they_name() {
             "pipelinerun",
         ),
     ] {
-        let e = stack.run(&req).await.expect("ExecuteWorkflow");
         let done = stack
-            .wait_phase(&e.name, Phase::Completed)
+            .run_to(&req, Phase::Completed)
             .await
             .expect("Completed");
         let agent = &done

@@ -22,8 +22,10 @@ fn refusals(stack: &Stack, c: Component) -> Vec<String> {
 }
 
 async fn run_to(stack: &Stack, req: Req, phase: Phase) -> v1::WorkflowExecution {
-    let exec = stack.run(&req).await.expect("ExecuteWorkflow");
-    stack.wait_phase(&exec.name, phase).await.expect("phase")
+    stack
+        .run_to(&req, phase)
+        .await
+        .expect("execution reaches its phase")
 }
 
 /// Waits until no primitive of `kind` is left in the execution namespace.

@@ -22,6 +22,13 @@ fn attrs<'a>(
     }
 }
 
+/// Headers with this `Authorization` value.
+fn authorization(value: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::AUTHORIZATION, value.parse().unwrap());
+    h
+}
+
 fn put(store: &Store, plural: &str, ns: &str, obj: Value) {
     let name = obj["metadata"]["name"].as_str().unwrap().to_owned();
     store
@@ -190,14 +197,7 @@ fn token_files_read_as_kube_apiserver_reads_them() {
         "# comment\nt1,alice,uid-1\nt2,system:serviceaccount:ns:sa,uid-2,\"system:masters,devs\"\n",
     )
     .unwrap();
-    let user = |token: &str| {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            format!("Bearer {token}").parse().unwrap(),
-        );
-        access.authenticate(&h)
-    };
+    let user = |token: &str| access.authenticate(&authorization(&format!("Bearer {token}")));
     assert_eq!(user("t1").unwrap().groups, vec![AUTHENTICATED.to_owned()]);
     let t2 = user("t2").unwrap();
     assert_eq!(t2.name, "system:serviceaccount:ns:sa");
@@ -217,15 +217,10 @@ fn token_files_read_as_kube_apiserver_reads_them() {
         Access::from_token_file("t1,alice\n").is_ok(),
         "the uid may be missing"
     );
-    let other_scheme = {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, "Basic YWxpY2U6cHc=".parse().unwrap());
-        access.authenticate(&h).unwrap()
-    };
-    assert_eq!(other_scheme.name, "system:anonymous");
-    let mut lower = HeaderMap::new();
-    lower.insert(header::AUTHORIZATION, "bearer t1".parse().unwrap());
-    assert_eq!(access.authenticate(&lower).unwrap().name, "alice");
+    let other_scheme = access.authenticate(&authorization("Basic YWxpY2U6cHc="));
+    assert_eq!(other_scheme.unwrap().name, "system:anonymous");
+    let lower = access.authenticate(&authorization("bearer t1"));
+    assert_eq!(lower.unwrap().name, "alice");
 }
 
 #[test]

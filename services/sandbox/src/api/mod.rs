@@ -189,24 +189,8 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResu
     if let Some(user) = &user
         && app.access.as_ref().is_some_and(access::Access::rbac)
     {
-        let is_namespace = target.info.plural == "namespaces";
-        let attrs = access::Attributes {
-            verb: access::verb(method, name_given, watch),
-            group: &target.info.group,
-            resource: &target.info.plural,
-            // Served as `status`, authorised as what was asked for.
-            subresource: match target.subresource.as_deref() {
-                Some("status") if is_namespace && path.ends_with("/finalize") => Some("finalize"),
-                other => other,
-            },
-            // A request on a Namespace object is in that namespace, as on a real server.
-            namespace: match (is_namespace, target.name.as_deref()) {
-                (true, Some(name)) => Some(name),
-                _ => target.namespace.as_deref(),
-            },
-            name: target.name.as_deref(),
-        };
-        access::authorize(&app.store, user, &attrs)?;
+        let verb = access::verb(method, name_given, watch);
+        access::authorize(&app.store, user, &rbac_attributes(&target, verb, path))?;
     }
     match (method.clone(), name_given) {
         (Method::GET, true) => read::get(app, &target, &req),
@@ -220,6 +204,27 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResu
         (m, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
         ))),
+    }
+}
+
+/// What a resource request asks, in RBAC's terms.
+fn rbac_attributes<'a>(target: &'a Target, verb: &'a str, path: &str) -> access::Attributes<'a> {
+    let is_namespace = target.info.plural == "namespaces";
+    access::Attributes {
+        verb,
+        group: &target.info.group,
+        resource: &target.info.plural,
+        // Served as `status`, authorised as what was asked for.
+        subresource: match target.subresource.as_deref() {
+            Some("status") if is_namespace && path.ends_with("/finalize") => Some("finalize"),
+            other => other,
+        },
+        // A request on a Namespace object is in that namespace, as on a real server.
+        namespace: match (is_namespace, target.name.as_deref()) {
+            (true, Some(name)) => Some(name),
+            _ => target.namespace.as_deref(),
+        },
+        name: target.name.as_deref(),
     }
 }
 
