@@ -37,3 +37,13 @@ ensure_test_tools() {
   PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
   export PATH
 }
+
+# gofmt, go vet and a tidy go.mod for the Go module of the control plane.
+ensure_go_checks() {
+  local dir=tests/control-plane
+  local unformatted
+  unformatted=$(gofmt -l "$dir")
+  [ -z "$unformatted" ] || { echo "gofmt: not formatted: $unformatted" >&2; return 1; }
+  (cd "$dir" && go mod tidy -diff) || { echo "go.mod/go.sum not tidy: cd $dir && go mod tidy" >&2; return 1; }
+  (cd "$dir" && go vet ./...)
+}

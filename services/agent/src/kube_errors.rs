@@ -12,6 +12,41 @@ pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// Refusals a create should be retried after, not failed on: the API server is
+/// overloaded or briefly unavailable (429, 503, 504), or a ResourceQuota was created
+/// so recently that its controller has not computed its usage yet (403 "status
+/// unknown for quota": admission refuses rather than guess).
+pub fn is_transient_create_refusal(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => {
+            matches!(s.code, 429 | 503 | 504)
+                || (s.code == 403 && s.message.contains("status unknown for quota"))
+        }
+        _ => false,
+    }
+}
+
+/// Creates with `create`, retrying transient refusals ([`is_transient_create_refusal`])
+/// a few times over about ten seconds before handing back the last error.
+pub async fn create_with_retries<T, F, Fut>(mut create: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = std::time::Duration::from_millis(250);
+    for _ in 0..6 {
+        match create().await {
+            Err(e) if is_transient_create_refusal(&e) => {
+                tracing::info!(error = %e, retry_in = ?delay, "create refused for now; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    create().await
+}
+
 /// The failure reason and message for a refused create: 403 with a quota message is
 /// ResourceExhausted, other 403s Forbidden, 422/400 ConfigurationError, the rest Unknown.
 pub fn create_failure(kind: &str, e: &kube::Error) -> (FailureReason, String) {
@@ -75,6 +110,14 @@ mod tests {
             assert_eq!(got, want, "{e}");
             assert!(msg.starts_with("Failed to create Job: "), "{msg}");
         }
+        assert!(is_transient_create_refusal(&api(
+            403,
+            "Forbidden",
+            "jobs.batch \"x\" is forbidden: status unknown for quota: q, resource: count/jobs.batch"
+        )));
+        assert!(is_transient_create_refusal(&api(429, "TooManyRequests", "slow down")));
+        assert!(!is_transient_create_refusal(&api(403, "Forbidden", "exceeded quota: q")));
+        assert!(!is_transient_create_refusal(&api(422, "Invalid", "bad")));
         assert!(is_already_exists(&api(409, "AlreadyExists", "exists")));
         assert!(!is_already_exists(&api(409, "Conflict", "rv")));
         assert!(is_not_found(&api(404, "NotFound", "gone")));

@@ -10,16 +10,19 @@ pub const DEMO_IMAGE: &str = "ghcr.io/kubernaut/workflows/restart-deployment@sha
 pub fn print(args: &DevArgs, files: &StateFiles) {
     let grpc = args.grpc_addr;
     let admin = args.admin_addr;
-    let sandbox = args.sandbox_addr;
+    let (what, kubernetes) = match args.backend {
+        crate::cli::Backend::Sandbox => ("sandbox", format!("http://{}", args.sandbox_addr)),
+        crate::cli::Backend::Real => ("real", format!("https://{}", args.sandbox_addr)),
+    };
     let kubeconfig = files.kubeconfig.display();
     let audit = files.audit_log.display();
     println!(
         r#"
-The local stack is up: sandbox, workflow-api, job-agent, tekton-agent. Ctrl-C stops it.
+The local stack is up on the {what} backend: Kubernetes, workflow-api, job-agent, tekton-agent. Ctrl-C stops it.
 
   workflow-api gRPC   {grpc}   (token: {OPERATOR_TOKEN})
   metrics, readiness  http://{admin}/metrics   http://{admin}/readyz
-  Kubernetes (sandbox) http://{sandbox}        export KUBECONFIG={kubeconfig}
+  Kubernetes ({what})  {kubernetes}   export KUBECONFIG={kubeconfig}
   audit log           {audit}
 
 Run a workflow (paste it):

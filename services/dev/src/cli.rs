@@ -17,6 +17,10 @@ enum Command {
     /// Run only the sandbox Kubernetes API server with the CRDs installed
     /// (started by `dev`; useful on its own).
     Sandbox(SandboxArgs),
+    /// Run a real control plane (etcd, kube-apiserver, kube-controller-manager built by
+    /// tests/control-plane/build) with the CRDs and namespaces installed and the
+    /// simulated kubelet and Tekton controller (started by `dev --backend real`).
+    RealCluster(RealClusterArgs),
     /// Run workflow-api (the same code as the `workflow-api` binary).
     Api(Box<wfe_api::Config>),
     /// Run a job-agent (the same flags and code as the `job-agent` binary).
@@ -25,16 +29,32 @@ enum Command {
     TektonAgent(wfe_tekton_agent::cli::TektonAgentCli),
 }
 
+/// The Kubernetes `wfe dev` runs the system on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The embedded sandbox API server with simulated Job, kubelet and Tekton
+    /// controllers: starts in a second, nothing to build.
+    Sandbox,
+    /// A real control plane: etcd, kube-apiserver (HTTPS, token authentication, RBAC)
+    /// and kube-controller-manager built from Go modules by tests/control-plane/build
+    /// (10-20 minutes the first time), with the simulated kubelet and Tekton.
+    Real,
+}
+
 /// Options of `wfe dev`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
+    /// Which Kubernetes to run on.
+    #[arg(long, env = "WFE_DEV_BACKEND", value_enum, default_value = "sandbox")]
+    pub backend: Backend,
     /// Where the stack keeps its state (sandbox objects, audit log, tokens).
     #[arg(long, env = "WFE_DEV_STATE_DIR", default_value = "target/wfe-dev")]
     pub state_dir: PathBuf,
     /// Start from an empty state instead of the one left by the last run.
     #[arg(long, env = "WFE_DEV_FRESH")]
     pub fresh: bool,
-    /// Sandbox API server address.
+    /// Kubernetes API server address (the sandbox's, or kube-apiserver's on the real
+    /// backend).
     #[arg(long, env = "WFE_DEV_SANDBOX_ADDR", default_value = "127.0.0.1:6443")]
     pub sandbox_addr: std::net::SocketAddr,
     /// workflow-api gRPC address.
@@ -72,6 +92,34 @@ pub struct SandboxArgs {
     pub anonymous_auth: bool,
 }
 
+/// Options of `wfe real-cluster`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RealClusterArgs {
+    /// Address kube-apiserver serves HTTPS on.
+    #[arg(long, env = "WFE_REAL_CLUSTER_ADDR", default_value = "127.0.0.1:6443")]
+    pub listen: std::net::SocketAddr,
+    /// etcd data, PKI (pki/ca.crt is the CA to trust), token file and logs, kept across
+    /// restarts.
+    #[arg(long, env = "WFE_REAL_CLUSTER_DATA_DIR", default_value = "target/wfe-real-cluster")]
+    pub data_dir: PathBuf,
+    /// Bearer tokens for kube-apiserver, one `token,user,uid[,"group1,group2"]` a line;
+    /// a `system:masters` loopback token is always added for the cluster's own use.
+    #[arg(long, env = "WFE_REAL_CLUSTER_TOKEN_AUTH_FILE")]
+    pub token_auth_file: Option<PathBuf>,
+    /// etcd fsyncs its log, as in production (off: faster, and a machine crash may
+    /// lose the last writes).
+    #[arg(long, env = "WFE_REAL_CLUSTER_ETCD_FSYNC")]
+    pub etcd_fsync: bool,
+    /// The Job controller's pod-failure backoff (Go duration); upstream's 10 s,
+    /// doubling, when absent.
+    #[arg(long, env = "WFE_REAL_CLUSTER_JOB_POD_FAILURE_BACKOFF")]
+    pub job_pod_failure_backoff: Option<String>,
+    /// Multiplies the simulated kubelet's and Tekton's delays, SANDBOX_DURATION
+    /// included (0 = instant).
+    #[arg(long, env = "WFE_REAL_CLUSTER_TIME_SCALE", default_value_t = 1.0)]
+    pub time_scale: f64,
+}
+
 impl Cli {
     /// Runs the chosen command.
     pub async fn run(self) -> anyhow::Result<()> {
@@ -87,6 +135,7 @@ impl Cli {
         match self.command {
             Command::Dev(args) => crate::dev::run(args).await,
             Command::Sandbox(args) => crate::sandbox::run(args).await,
+            Command::RealCluster(args) => crate::real_cluster::run(args).await,
             Command::Api(config) => crate::components::api(*config).await,
             Command::JobAgent(cli) => crate::components::job_agent(cli).await,
             Command::TektonAgent(cli) => crate::components::tekton_agent(cli).await,

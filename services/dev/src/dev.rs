@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::cli::DevArgs;
+use crate::cli::{Backend, DevArgs};
+use crate::state::StateFiles;
 
 /// A running component.
 struct Component {
@@ -27,17 +28,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let env = [("KUBECONFIG", kubeconfig.as_str())];
 
     let mut components = Vec::new();
-    let sandbox_dir = path_str(&args.state_dir.join("sandbox"))?;
-    let sandbox_addr = args.sandbox_addr.to_string();
-    let sandbox_args = [
-        "sandbox",
-        "--listen",
-        &sandbox_addr,
-        "--data-dir",
-        &sandbox_dir,
-    ];
-    components.push(spawn("sandbox", &sandbox_args, &env)?);
-    wait_until_up(args.sandbox_addr, &mut components).await?;
+    let cluster_args = cluster_args(&args, &files)?;
+    let cluster_args: Vec<&str> = cluster_args.iter().map(String::as_str).collect();
+    components.push(spawn("kubernetes", &cluster_args, &env)?);
+    wait_until_cluster_ready(&files.kubeconfig, &mut components).await?;
 
     let grpc = args.grpc_addr.to_string();
     let admin = args.admin_addr.to_string();
@@ -90,6 +84,64 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let outcome = supervise(&mut components).await;
     stop_all(&mut components).await;
     outcome
+}
+
+/// `wfe sandbox …` or `wfe real-cluster …`.
+fn cluster_args(args: &DevArgs, files: &StateFiles) -> anyhow::Result<Vec<String>> {
+    let listen = args.sandbox_addr.to_string();
+    Ok(match args.backend {
+        Backend::Sandbox => vec![
+            "sandbox".into(),
+            "--listen".into(),
+            listen,
+            "--data-dir".into(),
+            path_str(&args.state_dir.join("sandbox"))?,
+        ],
+        Backend::Real => vec![
+            "real-cluster".into(),
+            "--listen".into(),
+            listen,
+            "--data-dir".into(),
+            path_str(&files.real_cluster_dir)?,
+            "--token-auth-file".into(),
+            path_str(&files.kube_tokens)?,
+        ],
+    })
+}
+
+/// Waits until the cluster serves the execution namespace with its `default` service
+/// account (on the real backend: CRDs installed, kube-controller-manager working),
+/// failing early if a component exits.
+async fn wait_until_cluster_ready(
+    kubeconfig: &Path,
+    components: &mut [Component],
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok(client) = kube_client(kubeconfig).await {
+            let accounts: kube::Api<ServiceAccount> =
+                kube::Api::namespaced(client, "kubernaut-workflows");
+            if matches!(accounts.get_opt("default").await, Ok(Some(_))) {
+                return Ok(());
+            }
+        }
+        for c in components.iter_mut() {
+            if let Some(status) = c.child.try_wait()? {
+                bail!("{} exited during start-up ({status})", c.name);
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the Kubernetes API did not become ready within 180 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn kube_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 fn path_str(p: &Path) -> anyhow::Result<String> {

@@ -11,6 +11,7 @@ mod banner;
 mod cli;
 mod components;
 mod dev;
+mod real_cluster;
 mod sandbox;
 mod state;
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::DevArgs;
+use crate::cli::{Backend, DevArgs};
 
 /// Bearer token of the operator in the local stack.
 pub const OPERATOR_TOKEN: &str = "dev-operator-token";
@@ -23,8 +23,16 @@ pub struct StateFiles {
     pub agent_tokens: PathBuf,
     /// Audit events, one JSON object a line.
     pub audit_log: PathBuf,
+    /// kube-apiserver's token file (the real backend only).
+    pub kube_tokens: PathBuf,
+    /// The real cluster's data directory (etcd, PKI, logs).
+    pub real_cluster_dir: PathBuf,
     dir: PathBuf,
 }
+
+/// The local developer's Kubernetes token on the real backend (system:masters, as
+/// the sandbox serves everyone).
+pub const KUBE_DEVELOPER_TOKEN: &str = "dev-kube-developer-token";
 
 impl StateFiles {
     /// The token file of the agent for `engine`.
@@ -44,12 +52,32 @@ pub fn prepare(args: &DevArgs) -> anyhow::Result<StateFiles> {
         caller_tokens: dir.join("tokens/callers"),
         agent_tokens: dir.join("tokens/agents"),
         audit_log: dir.join("audit-events.jsonl"),
+        kube_tokens: dir.join("tokens/kube.csv"),
+        real_cluster_dir: dir.join("real-cluster"),
         dir: dir.clone(),
     };
-    write(
-        &files.kubeconfig,
-        &kubeconfig(&format!("http://{}", args.sandbox_addr)),
-    )?;
+    let kubeconfig_text = match args.backend {
+        Backend::Sandbox => kubeconfig(&format!("http://{}", args.sandbox_addr)),
+        Backend::Real => {
+            let pki = wfe_control_plane::Pki::ensure(&files.real_cluster_dir.join("pki"))?;
+            write(
+                &files.kube_tokens,
+                &wfe_control_plane::kubeconfig::token_line(
+                    KUBE_DEVELOPER_TOKEN,
+                    "developer",
+                    "developer",
+                    &["system:masters"],
+                ),
+            )?;
+            wfe_control_plane::kubeconfig::render(
+                &format!("https://{}", args.sandbox_addr),
+                &pki.ca_pem()?,
+                KUBE_DEVELOPER_TOKEN,
+                "kubernaut-system",
+            )
+        }
+    };
+    write(&files.kubeconfig, &kubeconfig_text)?;
     write(
         &files.caller_tokens,
         &format!("{OPERATOR_TOKEN} {OPERATOR_IDENTITY}\n"),

@@ -62,8 +62,11 @@ impl Drop for Stack {
 }
 
 fn start_stack(dir: &Path) -> Stack {
+    // WFE_E2E_BACKEND=real (tests/run's second pass) runs the same session on a
+    // real control plane.
+    let backend = std::env::var("WFE_E2E_BACKEND").unwrap_or_else(|_| "sandbox".into());
     let child = Command::new(env!("CARGO_BIN_EXE_wfe"))
-        .args(["dev", "--fresh"])
+        .args(["dev", "--fresh", "--backend", &backend])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -71,7 +74,7 @@ fn start_stack(dir: &Path) -> Stack {
         .expect("wfe dev starts");
     let stack = Stack(child);
     // The stack is up when workflow-api is ready and both agents are connected.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let metrics = Command::new("curl")
             .args(["-sf", "127.0.0.1:9090/metrics"])
@@ -88,7 +91,7 @@ fn start_stack(dir: &Path) -> Stack {
         }
         assert!(
             Instant::now() < deadline,
-            "wfe dev did not come up with two agents in 60 s"
+            "wfe dev --backend {backend} did not come up with two agents in 240 s"
         );
         std::thread::sleep(Duration::from_millis(200));
     }

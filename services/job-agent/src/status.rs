@@ -123,6 +123,10 @@ fn blocking_event<'a>(events: &[&'a Event]) -> Option<&'a Event> {
     sorted.into_iter().find(|e| {
         let msg = e.message.as_deref().unwrap_or("").to_lowercase();
         match e.reason.as_deref() {
+            // The Job controller could not create the pod at all (a missing
+            // ServiceAccount, PodSecurity, a pod quota): nothing will run until that
+            // changes.
+            Some("FailedCreate") => e.involved_object.kind.as_deref() == Some("Job"),
             Some("FailedMount" | "CreateContainerConfigError") => true,
             Some("Failed") if is_missing_reference(&msg) => true,
             Some("Failed" | "BackOff") => ["pull image", "errimagepull", "imagepullbackoff"]
@@ -147,9 +151,27 @@ fn is_missing_reference(msg: &str) -> bool {
 fn blocking_reason(e: &Event) -> FailureReason {
     let msg = e.message.as_deref().unwrap_or("").to_lowercase();
     match e.reason.as_deref() {
+        Some("FailedCreate") => pod_refusal_reason(&msg),
         Some("FailedMount" | "CreateContainerConfigError") => FailureReason::ConfigurationError,
         Some("Failed") if is_missing_reference(&msg) => FailureReason::ConfigurationError,
         _ => FailureReason::ImagePullBackOff,
+    }
+}
+
+/// Why the API server refused the Job's pod (`msg` lowercased, the Job controller's
+/// `Error creating: pods "x-" is forbidden: …`): over a quota is ResourceExhausted; a
+/// ServiceAccount that does not exist or a pod the namespace's PodSecurity level
+/// refuses is the workflow's configuration; any other refusal (an admission webhook,
+/// RBAC) is Forbidden.
+fn pod_refusal_reason(msg: &str) -> FailureReason {
+    if msg.contains("exceeded quota") {
+        FailureReason::ResourceExhausted
+    } else if msg.contains("error looking up service account") || msg.contains("violates podsecurity") {
+        FailureReason::ConfigurationError
+    } else if msg.contains("forbidden") {
+        FailureReason::Forbidden
+    } else {
+        FailureReason::ConfigurationError
     }
 }
 

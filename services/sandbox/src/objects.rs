@@ -65,6 +65,7 @@ pub fn prepare_create(
     }
     set_meta(&mut obj, "name", json!(name));
     place_in_namespace(app, info, ns, &mut obj)?;
+    admit_service_account(app, info, &mut obj)?;
     for field in SERVER_SET {
         remove_meta(&mut obj, field);
     }
@@ -134,6 +135,36 @@ fn place_in_namespace(
         )));
     }
     set_meta(obj, "namespace", json!(ns));
+    Ok(())
+}
+
+/// kube-apiserver's ServiceAccount admission for a new Pod: the account (`default`
+/// when unset, and written into the spec) must exist in the pod's namespace, else the
+/// create is refused, as the real plugin refuses it.
+fn admit_service_account(app: &App, info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
+    if info.group != "" || info.plural != "pods" {
+        return Ok(());
+    }
+    let ns = meta_str(obj, "namespace").unwrap_or_default().to_owned();
+    let account = obj
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .unwrap_or("default")
+        .to_owned();
+    let exists = app
+        .store
+        .get(&ResKey::new("", "serviceaccounts"), &ObjKey::new(&ns, &account))
+        .is_some();
+    if !exists {
+        return Err(ApiError::forbidden(format!(
+            "pods \"{}\" is forbidden: error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found",
+            meta_str(obj, "name").unwrap_or_default()
+        )));
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("serviceAccountName".into(), json!(account));
+    }
     Ok(())
 }
 

@@ -237,7 +237,8 @@ fn start_controllers(
         }
     };
     let cfg = crate::controllers::ControllerConfig {
-        job: config.job_controller,
+        job_controller: config.job_controller,
+        kubelet: config.job_controller,
         tekton: config.tekton_controller,
         time_scale: config.time_scale,
         ..Default::default()

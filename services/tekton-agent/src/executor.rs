@@ -13,7 +13,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use wfe_agent::kube_errors::{create_failure, is_already_exists, is_not_found};
+use wfe_agent::kube_errors::{
+    create_failure, create_with_retries, is_already_exists, is_not_found,
+};
 use wfe_agent::primitive::{
     Observation, Owner, cancel_reason, execution_selector, owned_selector, owner_from_assign,
     owner_from_cancel, owner_of, primitive_ref, report,

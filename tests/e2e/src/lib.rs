@@ -14,6 +14,7 @@
 
 pub mod binary;
 pub mod clients;
+pub mod cluster;
 pub mod ports;
 pub mod process;
 pub mod request;
@@ -21,7 +22,7 @@ pub mod stack;
 pub mod wait;
 
 pub use request::Req;
-pub use stack::{Component, RemoteCluster, Stack, StackOptions};
+pub use stack::{Backend, Component, RemoteCluster, Stack, StackOptions};
 pub use wait::eventually;
 
 /// Generated types of the orchestrator-facing API.

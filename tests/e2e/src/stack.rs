@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tempfile::TempDir;
 
+use crate::cluster::{ClusterFiles, admin_token_line};
 use crate::ports::free_addr;
 use crate::process::Proc;
 
@@ -30,11 +31,47 @@ const KUBE_IDENTITIES: [(&str, &str); 3] = [
 ];
 /// How long a component may take to become ready (debug build, 2 shared cores).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a real control plane may take: etcd, kube-apiserver's post-start hooks,
+/// CRDs established, the namespaces' service accounts created.
+const REAL_CLUSTER_START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The Kubernetes the stack runs on, chosen by `WFE_E2E_BACKEND` (`sandbox`, the
+/// default, or `real`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `wfe sandbox`: the embedded API server with simulated controllers.
+    Sandbox,
+    /// `wfe real-cluster`: etcd, kube-apiserver and kube-controller-manager built by
+    /// `tests/control-plane/build`, with the simulated kubelet and Tekton.
+    Real,
+}
+
+/// Environment variable choosing the backend of every stack.
+pub const BACKEND_ENV: &str = "WFE_E2E_BACKEND";
+
+impl Backend {
+    /// The backend `WFE_E2E_BACKEND` names; an unknown value is an error, not a
+    /// silent fallback.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var(BACKEND_ENV).as_deref() {
+            Err(_) | Ok("" | "sandbox") => Ok(Self::Sandbox),
+            Ok("real") => Ok(Self::Real),
+            Ok(other) => anyhow::bail!("{BACKEND_ENV}={other:?}: want sandbox or real"),
+        }
+    }
+
+    fn scheme(self) -> &'static str {
+        match self {
+            Self::Sandbox => "http",
+            Self::Real => "https",
+        }
+    }
+}
 
 /// A process of the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Component {
-    /// `wfe sandbox`.
+    /// The cluster: `wfe sandbox`, or `wfe real-cluster` on the real backend.
     Sandbox,
     /// The n-th `wfe api` replica.
     Api(usize),
@@ -44,7 +81,7 @@ pub enum Component {
     TektonAgent(usize),
     /// An agent a test started with [`Stack::spawn_agent`].
     Extra(usize),
-    /// The sandbox of the n-th remote cluster ([`Stack::add_remote_cluster`]).
+    /// The cluster (sandbox or real) of the n-th remote cluster ([`Stack::add_remote_cluster`]).
     RemoteSandbox(usize),
 }
 
@@ -175,17 +212,22 @@ pub struct Stack {
     procs: BTreeMap<Component, Proc>,
     admin: BTreeMap<Component, SocketAddr>,
     /// Where each sandbox serves (the stack's own under `Component::Sandbox`).
-    sandboxes: BTreeMap<Component, SocketAddr>,
+    sandboxes: BTreeMap<Component, (SocketAddr, ClusterFiles)>,
     extra: usize,
     rbac: bool,
+    backend: Backend,
+    /// The stack's own cluster.
+    cluster: ClusterFiles,
 }
 
 impl Stack {
     /// Starts sandbox, APIs and agents, each ready before the next starts.
     pub async fn start(opts: StackOptions) -> anyhow::Result<Self> {
+        let backend = Backend::from_env()?;
         let dir = tempfile::Builder::new().prefix("wfe-e2e-").tempdir()?;
         let sandbox = free_addr()?;
-        write_files(dir.path(), sandbox)?;
+        let cluster = ClusterFiles::new(backend, dir.path(), "sandbox-data")?;
+        write_files(dir.path(), &cluster.url(sandbox), &cluster)?;
         let mut stack = Self {
             wfe: crate::binary::wfe()?,
             dir,
@@ -193,9 +235,11 @@ impl Stack {
             apis: Vec::new(),
             procs: BTreeMap::new(),
             admin: BTreeMap::new(),
-            sandboxes: BTreeMap::from([(Component::Sandbox, sandbox)]),
+            sandboxes: BTreeMap::from([(Component::Sandbox, (sandbox, cluster.clone()))]),
             extra: 0,
             rbac: opts.rbac,
+            backend,
+            cluster,
         };
         stack.add_sandbox().await?;
         if opts.rbac {
@@ -237,19 +281,18 @@ impl Stack {
         let c = Component::RemoteSandbox(n);
         let addr = free_addr()?;
         let kubeconfig_path = self.dir().join(format!("kubeconfig-{cluster_id}"));
+        let cluster = ClusterFiles::new(
+            self.backend,
+            self.dir(),
+            &format!("sandbox-{cluster_id}-data"),
+        )?;
         std::fs::write(
             &kubeconfig_path,
-            kubeconfig(&format!("http://{addr}"), KUBE_ADMIN_TOKEN),
+            cluster.kubeconfig(&cluster.url(addr), KUBE_ADMIN_TOKEN),
         )?;
-        let data = self.dir().join(format!("sandbox-{cluster_id}-data"));
-        let args = vec![
-            "sandbox".into(),
-            "--listen".into(),
-            addr.to_string(),
-            "--data-dir".into(),
-            data.display().to_string(),
-        ];
-        self.sandboxes.insert(c, addr);
+        let tokens = self.cluster_tokens()?;
+        let args = cluster.args(addr, tokens.as_deref());
+        self.sandboxes.insert(c, (addr, cluster));
         self.add(c, args, None).await?;
         let mut agents = Vec::new();
         for engine in ["job", "tekton"] {
@@ -310,25 +353,35 @@ impl Stack {
     }
 
     async fn add_sandbox(&mut self) -> anyhow::Result<()> {
-        let data = self.dir().join("sandbox-data").display().to_string();
-        let mut args = vec![
-            "sandbox".into(),
-            "--listen".into(),
-            self.sandbox.to_string(),
-            "--data-dir".into(),
-            data,
-        ];
         if self.rbac {
-            write_kube_identities(self.dir(), self.sandbox)?;
-            let tokens = self.dir().join("tokens/kube.csv").display().to_string();
-            args.extend([
-                "--token-auth-file".into(),
-                tokens,
-                "--authorization-mode".into(),
-                "RBAC".into(),
-            ]);
+            let url = self.cluster.url(self.sandbox);
+            write_kube_identities(self.dir(), &self.cluster, &url)?;
         }
+        let tokens = self.cluster_tokens()?;
+        let args = self.cluster.args(self.sandbox, tokens.as_deref());
         self.add(Component::Sandbox, args, None).await
+    }
+
+    /// The token file a cluster of this stack authenticates with: the RBAC identities
+    /// (written by [`write_kube_identities`]), else on the real backend the superuser
+    /// alone; the sandbox without RBAC serves everyone.
+    fn cluster_tokens(&self) -> anyhow::Result<Option<PathBuf>> {
+        let path = self.dir().join("tokens/kube.csv");
+        if self.rbac {
+            return Ok(Some(path));
+        }
+        match self.backend {
+            Backend::Sandbox => Ok(None),
+            Backend::Real => {
+                std::fs::write(&path, admin_token_line())?;
+                Ok(Some(path))
+            }
+        }
+    }
+
+    /// The stack's backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Applies everything `kubectl kustomize deploy/overlays/single-cluster` renders
@@ -372,6 +425,10 @@ impl Stack {
     /// Sets the rules of the `e2e-operator` ClusterRole, bound to `system:unauthenticated`
     /// (written with the superuser token, which reqwest does send over HTTP).
     async fn grant_anonymous(&self, rules: serde_json::Value) -> anyhow::Result<()> {
+        if self.backend == Backend::Real {
+            // Over HTTPS kubectl sends the superuser's token: nobody is anonymous.
+            return Ok(());
+        }
         let rbac = format!("http://{}/apis/rbac.authorization.k8s.io/v1", self.sandbox);
         let role = serde_json::json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -578,17 +635,30 @@ impl Stack {
 
     async fn wait_ready(&mut self, c: Component) -> anyhow::Result<()> {
         let what = format!("{c:?} to become ready");
-        let url = match (self.sandboxes.get(&c), self.admin.get(&c)) {
-            (Some(sandbox), _) => {
-                format!("http://{sandbox}/api/v1/namespaces/kubernaut-workflows")
+        // A cluster is ready once the execution namespace has the service account its
+        // pods run as (on the real backend, kube-controller-manager creates it).
+        let (url, timeout, client) = match (self.sandboxes.get(&c), self.admin.get(&c)) {
+            (Some((addr, cluster)), _) => {
+                let url = format!(
+                    "{}/api/v1/namespaces/kubernaut-workflows/serviceaccounts/default",
+                    cluster.url(*addr)
+                );
+                let timeout = match self.backend {
+                    Backend::Sandbox => START_TIMEOUT,
+                    Backend::Real => REAL_CLUSTER_START_TIMEOUT,
+                };
+                (url, timeout, cluster.http_client()?)
             }
-            (_, Some(a)) => format!("http://{a}/readyz"),
+            (_, Some(a)) => (
+                format!("http://{a}/readyz"),
+                START_TIMEOUT,
+                reqwest::Client::new(),
+            ),
             (_, None) => anyhow::bail!("{c:?} has no admin port"),
         };
         // A component that exits (a bad flag, a port in use) fails the start at once,
         // with its log, instead of after the whole timeout.
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.proc(c)?.check_alive()?;
             let ready = client
@@ -601,7 +671,7 @@ impl Stack {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!("timed out after {START_TIMEOUT:?} waiting for {what}");
+                anyhow::bail!("timed out after {timeout:?} waiting for {what}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -635,11 +705,11 @@ pub fn agent_id(c: Component) -> String {
 }
 
 /// kubeconfig and token files, as `wfe dev` writes them.
-fn write_files(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
+fn write_files(dir: &Path, url: &str, cluster: &ClusterFiles) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("tokens"))?;
     std::fs::write(
         dir.join("kubeconfig"),
-        kubeconfig(&format!("http://{sandbox}"), KUBE_ADMIN_TOKEN),
+        cluster.kubeconfig(url, KUBE_ADMIN_TOKEN),
     )?;
     std::fs::write(
         dir.join("tokens/callers"),
@@ -649,10 +719,10 @@ fn write_files(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The sandbox's token file (the superuser and one service account per component) and a
-/// kubeconfig per component.
-fn write_kube_identities(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> {
-    let mut csv = format!("{KUBE_ADMIN_TOKEN},e2e-admin,e2e-admin,\"system:masters\"\n");
+/// The cluster's token file (the superuser and one service account per component) and
+/// a kubeconfig per component.
+fn write_kube_identities(dir: &Path, cluster: &ClusterFiles, url: &str) -> anyhow::Result<()> {
+    let mut csv = admin_token_line();
     for (identity, token) in KUBE_IDENTITIES {
         // The groups a real service account token carries.
         csv += &format!(
@@ -661,20 +731,9 @@ fn write_kube_identities(dir: &Path, sandbox: SocketAddr) -> anyhow::Result<()> 
         );
         std::fs::write(
             dir.join(format!("kubeconfig-{identity}")),
-            kubeconfig(&format!("http://{sandbox}"), token),
+            cluster.kubeconfig(url, token),
         )?;
     }
     std::fs::write(dir.join("tokens/kube.csv"), csv)?;
     Ok(())
-}
-
-/// A kubeconfig for `server` with a bearer `token` (ignored by a sandbox without access
-/// checks).
-fn kubeconfig(server: &str, token: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {server}\n\
-         users:\n- name: e2e\n  user:\n    token: {token}\ncontexts:\n- name: sandbox\n  context:\n    \
-         cluster: sandbox\n    user: e2e\n    namespace: kubernaut-system\n\
-         current-context: sandbox\n"
-    )
 }

@@ -180,7 +180,9 @@ impl JobExecutor {
                 );
             }
         };
-        match self.api().create(&PostParams::default(), &job).await {
+        let api = self.api();
+        let params = PostParams::default();
+        match create_with_retries(|| api.create(&params, &job)).await {
             Ok(created) => {
                 tracing::info!(job = %created.name_any(), execution = %owner.key.uid, "created job");
                 let now = Timestamp::now();

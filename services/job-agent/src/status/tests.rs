@@ -181,6 +181,66 @@ fn job_state_table() {
             )
         },
         Case {
+            events: vec![event(
+                "Job",
+                "FailedCreate",
+                "Error creating: pods \"wfe-1-a1-\" is forbidden: error looking up service account ns/wf-runner: serviceaccount \"wf-runner\" not found",
+                3,
+            )],
+            was_execution_failure: Some(false),
+            ..case(
+                "missing service account: no pod, ended by the deadline",
+                failed("DeadlineExceeded", "deadline"),
+                Failed,
+                "ConfigurationError",
+            )
+        },
+        Case {
+            events: vec![event(
+                "Job",
+                "FailedCreate",
+                "Error creating: pods \"wfe-1-a1-\" is forbidden: violates PodSecurity \"restricted:latest\": runAsNonRoot != true",
+                1,
+            )],
+            was_execution_failure: Some(false),
+            ..case(
+                "pod refused by PodSecurity",
+                failed("DeadlineExceeded", "deadline"),
+                Failed,
+                "ConfigurationError",
+            )
+        },
+        Case {
+            events: vec![event(
+                "Job",
+                "FailedCreate",
+                "Error creating: pods \"wfe-1-a1-\" is forbidden: exceeded quota: q, requested: pods=1",
+                1,
+            )],
+            was_execution_failure: Some(false),
+            ..case(
+                "pod over a quota",
+                failed("DeadlineExceeded", "deadline"),
+                Failed,
+                "ResourceExhausted",
+            )
+        },
+        Case {
+            events: vec![event(
+                "Job",
+                "FailedCreate",
+                "Error creating: pods \"wfe-1-a1-\" is forbidden: error looking up service account ns/wf-runner: serviceaccount \"wf-runner\" not found",
+                1,
+            )],
+            now: "2025-01-01T00:00:30Z",
+            ..case(
+                "missing service account, within the grace: pending, says why",
+                job(json!([])),
+                Pending,
+                "FailedCreate",
+            )
+        },
+        Case {
             pods: vec![p("wfe-1-a1-aaaaa", waiting("ContainerCreating", ""))],
             events: vec![event(
                 "Pod",

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use super::events::Recorder;
+use super::events::{EventDraft, Recorder};
 use super::job_logic::{JobAction, JobInputs, JobStep, next_job_step};
 use super::pod_index::OwnerIndex;
 use super::{ControllerConfig, ControllerError, MAX_CONFLICTS, is_status, requeue};
@@ -183,6 +183,16 @@ impl JobController {
             Ok(_) => {}
             // A random-suffix collision: the next reconcile picks another name.
             Err(e) if is_status(&e, 409) => return Ok(()),
+            Err(kube::Error::Api(refused)) if refused.code == 403 || refused.code == 422 => {
+                // As kube-controller-manager's Job controller: a Warning on the Job,
+                // then retries (a ServiceAccount or quota may appear later).
+                let event = EventDraft::warning(
+                    "FailedCreate",
+                    format!("Error creating: {}", refused.message),
+                );
+                self.recorder.record_all(&object_ref(job), &[event]).await;
+                return Err(kube::Error::Api(refused));
+            }
             Err(e) => return Err(e),
         }
         let uid = job.metadata.uid.clone().unwrap_or_default();

@@ -68,8 +68,12 @@ pub use tekton_status::{PipelineRunView, TaskRunView};
 /// Which controllers run and how fast simulated time passes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ControllerConfig {
-    /// Run the Job controller and the kubelet.
-    pub job: bool,
+    /// Run the Job controller (off against a real kube-controller-manager, whose Job
+    /// controller does the part).
+    pub job_controller: bool,
+    /// Run the kubelet (scheduler and kubelet of one node): needed on any API server,
+    /// since no real node runs here.
+    pub kubelet: bool,
     /// Run the Tekton PipelineRun controller.
     pub tekton: bool,
     /// Multiplies every simulated delay, `SANDBOX_DURATION` included (not
@@ -89,7 +93,8 @@ pub struct ControllerConfig {
 impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
-            job: true,
+            job_controller: true,
+            kubelet: true,
             tekton: true,
             time_scale: 1.0,
             pod_startup: Duration::ZERO,
@@ -154,29 +159,34 @@ impl Drop for ControllerHandle {
 pub fn start(client: Client, cfg: ControllerConfig) -> ControllerHandle {
     let token = CancellationToken::new();
     let mut tasks = Vec::new();
-    if cfg.job || cfg.tekton {
+    if cfg.job_controller || cfg.kubelet || cfg.tekton {
         let facts = Facts::start(&client, &token, &mut tasks);
         let spawn = |task| tokio::spawn(until_cancelled(token.clone(), task));
-        if cfg.job {
+        if cfg.job_controller || cfg.kubelet {
+            // One Pod watch feeds both; a controller left off drops its receiver.
             let (pods, feed_task) = pod_feed::start(&client, &token);
             tasks.push(feed_task);
-            let kubelet_feed = (pods.store.clone(), pods.by_owner.clone(), pods.applied);
-            let kubelet = kubelet::run(
-                client.clone(),
-                kubelet_feed,
-                facts.clone(),
-                cfg.clone(),
-                token.clone(),
-            );
-            tasks.push(spawn(Box::pin(kubelet)));
-            tasks.push(spawn(Box::pin(job::run(
-                client.clone(),
-                pods.store,
-                pods.by_owner,
-                pods.touched,
-                cfg.clone(),
-                token.clone(),
-            ))));
+            if cfg.kubelet {
+                let kubelet_feed = (pods.store.clone(), pods.by_owner.clone(), pods.applied);
+                let kubelet = kubelet::run(
+                    client.clone(),
+                    kubelet_feed,
+                    facts.clone(),
+                    cfg.clone(),
+                    token.clone(),
+                );
+                tasks.push(spawn(Box::pin(kubelet)));
+            }
+            if cfg.job_controller {
+                tasks.push(spawn(Box::pin(job::run(
+                    client.clone(),
+                    pods.store,
+                    pods.by_owner,
+                    pods.touched,
+                    cfg.clone(),
+                    token.clone(),
+                ))));
+            }
         }
         if cfg.tekton {
             tasks.push(spawn(Box::pin(tekton::run(

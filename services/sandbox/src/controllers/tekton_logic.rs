@@ -378,12 +378,9 @@ fn task_end(
     }
     match failing {
         Some((code, reason)) => {
-            let suffix = if reason == "OOMKilled" {
-                ": OOMKilled"
-            } else {
-                ""
-            };
-            let message = format!("\"step-{STEP}\" exited with code {code}{suffix}");
+            // Tekton appends the container's terminated reason whenever it is set
+            // (pipeline 32872165d): `"step-run" exited with code 3: Error`.
+            let message = format!("\"step-{STEP}\" exited with code {code}: {reason}");
             TaskEnd {
                 status: "False",
                 reason: "Failed",

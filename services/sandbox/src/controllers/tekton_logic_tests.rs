@@ -182,7 +182,7 @@ fn fail_task_skips_the_rest() {
     );
     assert_eq!(
         w.taskruns[1].status["conditions"][0]["message"],
-        json!("\"step-run\" exited with code 5")
+        json!("\"step-run\" exited with code 5: Error")
     );
 }
 

@@ -175,7 +175,9 @@ impl TektonExecutor {
                 );
             }
         };
-        match self.api().create(&PostParams::default(), &pr).await {
+        let api = self.api();
+        let params = PostParams::default();
+        match create_with_retries(|| api.create(&params, &pr)).await {
             Ok(created) => {
                 tracing::info!(pipelinerun = %created.name_any(), execution = %owner.key.uid, "created pipelinerun");
                 let now = Timestamp::now();
