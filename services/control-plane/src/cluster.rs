@@ -44,8 +44,10 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts etcd, then kube-apiserver, then kube-controller-manager, each ready before
-    /// the next starts.
+    /// Starts etcd, then kube-apiserver, each ready before the next starts. Install
+    /// CRDs now, then call [`ControlPlane::start_controller_manager`]: its quota and
+    /// garbage collector controllers discover resources at start and then only every
+    /// 30 s, so a CRD installed later goes unquota'd and uncollected for that long.
     pub async fn start(config: &ControlPlaneConfig) -> anyhow::Result<Self> {
         let dir = &config.data_dir;
         let logs = dir.join("logs");
@@ -68,7 +70,6 @@ impl ControlPlane {
         };
         let etcd = plane.start_etcd(config, &logs).await?;
         plane.start_apiserver(config, &logs, &etcd, &tokens, &loopback_token).await?;
-        plane.start_controller_manager(config, &logs)?;
         Ok(plane)
     }
 
@@ -168,11 +169,10 @@ impl ControlPlane {
             .await
     }
 
-    fn start_controller_manager(
-        &mut self,
-        config: &ControlPlaneConfig,
-        logs: &Path,
-    ) -> anyhow::Result<()> {
+    /// Starts kube-controller-manager (Jobs, TTL, garbage collection, namespaces,
+    /// service accounts, quota).
+    pub fn start_controller_manager(&mut self, config: &ControlPlaneConfig) -> anyhow::Result<()> {
+        let logs = config.data_dir.join("logs");
         let p = |path: PathBuf| path.display().to_string();
         // The controllers our product meets in a real cluster; the others (nodes,
         // services, volumes, certificates, …) have nothing to do without nodes.
@@ -208,7 +208,7 @@ impl ControlPlane {
             .into_iter()
             .collect();
         let process =
-            Process::spawn(&config.kubecp, "kube-controller-manager", &args, &env, logs)?;
+            Process::spawn(&config.kubecp, "kube-controller-manager", &args, &env, &logs)?;
         self.processes.push(process);
         Ok(())
     }

@@ -39,6 +39,7 @@ pub async fn run(args: RealClusterArgs) -> anyhow::Result<()> {
     crds.extend(bootstrap::tekton_crds(&binary::tekton_crds()?)?);
     bootstrap::install_crds(&client, &crds).await?;
     bootstrap::ensure_namespaces(&client, &deployed_namespaces()?).await?;
+    plane.start_controller_manager(&config)?;
     let simulated = controllers::start(
         client,
         ControllerConfig {

@@ -19,6 +19,7 @@ pub struct Req {
     params: HashMap<String, String>,
     timeout: Option<Duration>,
     cluster_id: String,
+    service_account: String,
 }
 
 impl Req {
@@ -52,7 +53,14 @@ impl Req {
             params: HashMap::from([("SANDBOX_DURATION".to_owned(), "1s".to_owned())]),
             timeout: None,
             cluster_id: String::new(),
+            service_account: String::new(),
         }
+    }
+
+    /// `execution_config.service_account_name`: the account the workflow's pods run as.
+    pub fn service_account(mut self, name: &str) -> Self {
+        self.service_account = name.to_owned();
+        self
     }
 
     /// `SANDBOX_OUTCOME`: succeed, fail:<code>, oom, image-pull-error, missing-secret, hang, …
@@ -135,6 +143,7 @@ impl Req {
         });
         v1::ExecutionConfig {
             deadline,
+            service_account_name: self.service_account.clone(),
             ..Default::default()
         }
     }

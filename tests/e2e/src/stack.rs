@@ -60,7 +60,7 @@ impl Backend {
         }
     }
 
-    fn scheme(self) -> &'static str {
+    pub(crate) fn scheme(self) -> &'static str {
         match self {
             Self::Sandbox => "http",
             Self::Real => "https",

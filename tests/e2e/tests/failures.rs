@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use wfe_e2e::clients::{condition, failure};
+use wfe_e2e::clients::{PHASE_TIMEOUT, condition, failure};
 use wfe_e2e::v1::{FailureReason, Phase};
-use wfe_e2e::{Req, Stack, StackOptions};
+use wfe_e2e::{Req, Stack, StackOptions, eventually};
 
 /// What the Failed execution must say.
 struct Expect {
@@ -131,6 +131,21 @@ async fn job_missing_secret_is_configuration_error() {
     .await;
 }
 
+/// The API server refuses every pod of the Job (ServiceAccount admission); the Job
+/// controller says so only in FailedCreate events on the Job. The execution must name
+/// the account instead of waiting for the deadline and calling it DeadlineExceeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_with_a_missing_service_account_is_configuration_error() {
+    let req = Req::job(T)
+        .service_account("no-such-runner")
+        .timeout(Duration::from_secs(60));
+    let want = Expect {
+        message_contains: Some("serviceaccount \"no-such-runner\" not found"),
+        ..pre_execution(FailureReason::ConfigurationError)
+    };
+    expect_failure(short_grace(), req, want).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_hang_past_timeout_is_deadline_exceeded() {
     let req = Req::job(T).outcome("hang").timeout(Duration::from_secs(3));
@@ -237,6 +252,22 @@ async fn forbid_by_quota(stack: &Stack, resource: &str) {
         "spec": {"hard": {format!("count/{resource}"): "0"}}
     });
     kubectl_apply(stack, "quota", quota).await;
+    // A real kube-apiserver admits against `status.hard`, which the resourcequota
+    // controller fills in (with `status.used`) a moment later: until then the quota is
+    // ignored. The sandbox admits against `spec.hard` at once.
+    if stack.backend() == wfe_e2e::Backend::Real {
+        eventually(PHASE_TIMEOUT, "the quota's usage computed", || async {
+            let used = stack
+                .kubectl(&[
+                    "get", "resourcequota", "no-workflows", "-n", "kubernaut-workflows",
+                    "-o", "jsonpath={.status.used}",
+                ])
+                .await?;
+            Ok((!used.trim().is_empty()).then_some(()))
+        })
+        .await
+        .expect("kube-controller-manager computes the quota's usage");
+    }
 }
 
 /// The quota refuses the primitive: nothing ran, so the target is not blocked.
