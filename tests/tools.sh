@@ -28,9 +28,19 @@ ensure_promtool() {
   fi
 }
 
+# kubectl: the machine's, else the one of the same release as the control plane,
+# from kubecp's multi-call binary (tests/control-plane/build links it).
+ensure_kubectl() {
+  if ! command -v kubectl >/dev/null; then
+    echo "kubectl not on PATH: using tests/control-plane's (building it if needed)" >&2
+    tests/control-plane/build >/dev/null
+    export PATH="$PWD/target/control-plane:$PATH"
+  fi
+}
+
 ensure_test_tools() {
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-  command -v kubectl >/dev/null || { echo "kubectl is required on PATH" >&2; return 1; }
+  ensure_kubectl
   ensure_python_clients
   ensure_promtool
   # Where pip puts console scripts (grpcurl) may not be on PATH.

@@ -11,6 +11,13 @@ pub struct Args {
     /// `cargo build --release -p wfe-dev --bin wfe`.
     #[arg(long, env = "WFE_BENCH_WFE")]
     pub wfe: Option<PathBuf>,
+    /// The Kubernetes to run on: the sandbox, or a real control plane (etcd,
+    /// kube-apiserver, kube-controller-manager from tests/control-plane/build).
+    #[arg(long, env = "WFE_BENCH_BACKEND", value_enum, default_value = "sandbox")]
+    pub backend: crate::stack::Backend,
+    /// Real backend: etcd fsyncs its log, as in production (off by default: faster).
+    #[arg(long, env = "WFE_BENCH_ETCD_FSYNC")]
+    pub etcd_fsync: bool,
     /// Executions to measure.
     #[arg(long, env = "WFE_BENCH_EXECUTIONS", default_value_t = 2000)]
     pub executions: usize,

@@ -42,7 +42,7 @@ impl Drop for Running {
 /// Starts sandbox, API and job-agent, the Watch client and the write counter.
 pub async fn start(args: &Args) -> anyhow::Result<Running> {
     let wfe = crate::binary::wfe(args.wfe.as_ref())?;
-    let mut stack = Stack::new(wfe, &args.component_log, args.keep)?;
+    let mut stack = Stack::new(wfe, &args.component_log, args.keep, args.backend, args.etcd_fsync)?;
     stack.start_sandbox().await?;
     stack
         .start_api(args.whole_life.map(Duration::from_secs))
@@ -56,13 +56,13 @@ pub async fn start(args: &Args) -> anyhow::Result<Running> {
     tokio::time::timeout(Duration::from_secs(30), rx)
         .await
         .context("the Watch did not sync within 30 s")??;
-    let writes = (!args.no_write_count)
-        .then(|| -> anyhow::Result<WriteCounter> {
-            let counter = WriteCounter::default();
-            tasks.extend(counter.spawn(&crate::writes::client(&stack.sandbox_url())?));
-            Ok(counter)
-        })
-        .transpose()?;
+    let writes = if args.no_write_count {
+        None
+    } else {
+        let counter = WriteCounter::default();
+        tasks.extend(counter.spawn(&crate::writes::client(&stack.kubeconfig()).await?));
+        Some(counter)
+    };
     Ok(Running {
         stack,
         client,

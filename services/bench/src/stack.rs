@@ -1,5 +1,6 @@
-//! The stack under test: `wfe sandbox`, `wfe api` and `wfe job-agent` as separate
-//! processes, wired the way `wfe dev` wires them (kubeconfig, token files), on free ports.
+//! The stack under test: the cluster (`wfe sandbox`, or `wfe real-cluster` on the real
+//! backend), `wfe api` and `wfe job-agent` as separate processes, wired the way
+//! `wfe dev` wires them (kubeconfig, token files), on free ports.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
@@ -15,7 +16,21 @@ pub const CALLER_TOKEN: &str = "bench-caller-token";
 /// Namespace of the WorkflowExecutions and Leases (the API's default).
 pub const API_NAMESPACE: &str = "kubernaut-system";
 const AGENT_TOKEN: &str = "bench-job-agent-token";
+/// The benchmark's Kubernetes superuser on the real backend.
+const KUBE_TOKEN: &str = "bench-kube-admin-token";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// A real control plane's start: etcd, kube-apiserver, CRDs, service accounts.
+const CLUSTER_START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The Kubernetes the stack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// `wfe sandbox`, in memory.
+    Sandbox,
+    /// `wfe real-cluster`: etcd, kube-apiserver and kube-controller-manager built by
+    /// tests/control-plane/build, with the simulated kubelet and Tekton.
+    Real,
+}
 
 /// A component process; SIGKILLed when dropped.
 #[derive(Debug)]
@@ -64,6 +79,10 @@ pub struct Stack {
     agent_admin: SocketAddr,
     /// sandbox, workflow-api, job-agent (in that order, when running).
     pub procs: Vec<Proc>,
+    backend: Backend,
+    etcd_fsync: bool,
+    /// The real cluster's CA (PEM).
+    ca_pem: Option<String>,
 }
 
 /// A loopback address whose port was free a moment ago.
@@ -74,13 +93,26 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
 
 impl Stack {
     /// Prepares the state directory; nothing runs yet.
-    pub fn new(wfe: PathBuf, log: &str, keep: bool) -> anyhow::Result<Self> {
+    pub fn new(
+        wfe: PathBuf,
+        log: &str,
+        keep: bool,
+        backend: Backend,
+        etcd_fsync: bool,
+    ) -> anyhow::Result<Self> {
         let tmp = tempfile::Builder::new().prefix("wfe-bench-").tempdir()?;
         let (dir, path) = if keep {
             (None, tmp.keep())
         } else {
             let path = tmp.path().to_path_buf();
             (Some(tmp), path)
+        };
+        let ca_pem = match backend {
+            Backend::Sandbox => None,
+            Backend::Real => {
+                let pki = wfe_control_plane::Pki::ensure(&path.join("cluster/pki"))?;
+                Some(pki.ca_pem()?)
+            }
         };
         let stack = Self {
             wfe,
@@ -92,6 +124,9 @@ impl Stack {
             api_admin: free_addr()?,
             agent_admin: free_addr()?,
             procs: Vec::new(),
+            backend,
+            etcd_fsync,
+            ca_pem,
         };
         if keep {
             eprintln!("state directory (kept): {}", path.display());
@@ -103,7 +138,22 @@ impl Stack {
     fn write_files(&self) -> anyhow::Result<()> {
         let d = &self.path;
         std::fs::create_dir_all(d.join("tokens"))?;
-        std::fs::write(d.join("kubeconfig"), kubeconfig(self.sandbox))?;
+        let kubeconfig = match &self.ca_pem {
+            Some(ca) => {
+                std::fs::write(
+                    d.join("tokens/kube.csv"),
+                    wfe_control_plane::kubeconfig::token_line(
+                        KUBE_TOKEN,
+                        "bench",
+                        "bench",
+                        &["system:masters"],
+                    ),
+                )?;
+                wfe_control_plane::kubeconfig::render(&self.sandbox_url(), ca, KUBE_TOKEN, API_NAMESPACE)
+            }
+            None => kubeconfig(self.sandbox),
+        };
+        std::fs::write(d.join("kubeconfig"), kubeconfig)?;
         std::fs::write(
             d.join("tokens/callers"),
             format!("{CALLER_TOKEN} bench@local\n"),
@@ -117,20 +167,38 @@ impl Stack {
         self.path.join(p).display().to_string()
     }
 
-    /// The sandbox's URL.
+    /// The cluster's URL.
     pub fn sandbox_url(&self) -> String {
-        format!("http://{}", self.sandbox)
+        match self.backend {
+            Backend::Sandbox => format!("http://{}", self.sandbox),
+            Backend::Real => format!("https://{}", self.sandbox),
+        }
     }
 
-    /// Starts `wfe sandbox` (in memory) and waits until it serves the stack's namespaces.
+    /// The kubeconfig every component uses.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.path.join("kubeconfig")
+    }
+
+    /// Starts the cluster (`wfe sandbox` in memory, or `wfe real-cluster`) and waits
+    /// until it serves the execution namespace's service account.
     pub async fn start_sandbox(&mut self) -> anyhow::Result<()> {
-        let args = vec![
-            "sandbox".into(),
-            "--listen".into(),
-            self.sandbox.to_string(),
-        ];
+        let mut args = match self.backend {
+            Backend::Sandbox => vec!["sandbox".into()],
+            Backend::Real => vec![
+                "real-cluster".into(),
+                "--data-dir".into(),
+                self.file("cluster"),
+                "--token-auth-file".into(),
+                self.file("tokens/kube.csv"),
+            ],
+        };
+        args.extend(["--listen".into(), self.sandbox.to_string()]);
+        if self.etcd_fsync {
+            args.push("--etcd-fsync".into());
+        }
         let url = format!(
-            "{}/api/v1/namespaces/kubernaut-workflows",
+            "{}/api/v1/namespaces/kubernaut-workflows/serviceaccounts/default",
             self.sandbox_url()
         );
         self.start("sandbox", args, &url).await
@@ -218,17 +286,24 @@ impl Stack {
     }
 
     async fn wait_ready(&mut self, name: &str, url: &str) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let timeout = match (name, self.backend) {
+            ("sandbox", Backend::Real) => CLUSTER_START_TIMEOUT,
+            _ => START_TIMEOUT,
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut http = reqwest::Client::builder();
+        if let Some(ca) = &self.ca_pem {
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes())?);
+        }
+        let http = http.build()?;
         loop {
-            if reqwest::get(url)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
+            let ready = http.get(url).bearer_auth(KUBE_TOKEN).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
             }
             self.check_alive(name)?;
             if tokio::time::Instant::now() > deadline {
-                bail!("{name} did not become ready within {START_TIMEOUT:?} ({url})");
+                bail!("{name} did not become ready within {timeout:?} ({url})");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -246,11 +321,44 @@ impl Stack {
         Ok(())
     }
 
-    /// `(name, pid)` of every running component.
+    /// `(name, pid)` of every running component, the real cluster's etcd,
+    /// kube-apiserver and kube-controller-manager included (children of
+    /// `wfe real-cluster`, which itself runs the simulated kubelet and Tekton).
     pub fn pids(&self) -> Vec<(&'static str, u32)> {
-        self.procs
+        let mut pids: Vec<(&'static str, u32)> = self
+            .procs
             .iter()
             .filter_map(|p| Some((p.name, p.pid()?)))
+            .map(|(name, pid)| match (name, self.backend) {
+                ("sandbox", Backend::Real) => ("simulators", pid),
+                _ => (name, pid),
+            })
+            .collect();
+        if self.backend == Backend::Real {
+            pids.extend(self.control_plane_pids());
+        }
+        pids
+    }
+
+    fn control_plane_pids(&self) -> Vec<(&'static str, u32)> {
+        let known = std::fs::read_to_string(self.path.join("cluster/logs/pids")).unwrap_or_default();
+        known
+            .lines()
+            .filter_map(|l| l.trim().parse::<u32>().ok())
+            .filter_map(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let args: Vec<String> = cmdline
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                let name = match args.get(1).map(String::as_str) {
+                    Some("etcd") => "etcd",
+                    Some("kube-apiserver") => "kube-apiserver",
+                    Some("kube-controller-manager") => "kube-ctrl-mgr",
+                    _ => return None,
+                };
+                Some((name, pid))
+            })
             .collect()
     }
 }

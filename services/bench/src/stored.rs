@@ -30,7 +30,7 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
     r.stop_watchers();
     r.stack.stop("job-agent");
     r.stack.stop("workflow-api");
-    let client = crate::writes::client(&r.stack.sandbox_url())?;
+    let client = crate::writes::client(&r.stack.kubeconfig()).await?;
     let api = executions(client);
     let t = Instant::now();
     store(&api, &seed, &run, n).await?;
@@ -113,7 +113,7 @@ async fn seed(r: &crate::run::Running, run: &str, args: &Args) -> anyhow::Result
     anyhow::ensure!(o.phase.is_some(), "the seed execution did not finish");
     // Trailing writes (audit condition, lease release) land just after the terminal phase.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let client = crate::writes::client(&r.stack.sandbox_url())?;
+    let client = crate::writes::client(&r.stack.kubeconfig()).await?;
     Ok(executions(client).get(&o.name).await?)
 }
 

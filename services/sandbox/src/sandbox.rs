@@ -118,6 +118,9 @@ impl Sandbox {
         });
         restore_registry(&app);
         bootstrap(&app, &config.crds)?;
+        // kube-apiserver's watch caches start when it does: a resourceVersion from
+        // before this start (its bootstrap writes included) is 410 Gone.
+        app.store.start_watch_window();
         if config.tekton_controller && config.install_tekton_crds {
             for crd in crate::controllers::tekton_crds() {
                 let crd =

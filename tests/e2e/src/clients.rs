@@ -78,6 +78,13 @@ impl Stack {
         ))
     }
 
+    /// A kube-rs client of the stack's cluster as its superuser.
+    pub async fn kube_client(&self) -> anyhow::Result<kube::Client> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
     /// Runs `kubectl --kubeconfig <sandbox> <args>`; fails on a non-zero exit.
     pub async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = tokio::process::Command::new("kubectl")

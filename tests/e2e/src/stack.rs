@@ -101,6 +101,8 @@ pub struct StackOptions {
     /// The sandbox checks tokens and RBAC, deploy/'s single-cluster RBAC is applied, and
     /// each component talks to Kubernetes as its own service account.
     pub rbac: bool,
+    /// The backend; `None`: the one `WFE_E2E_BACKEND` names.
+    pub backend: Option<Backend>,
     api_flags: BTreeMap<String, String>,
 }
 
@@ -125,6 +127,7 @@ impl Default for StackOptions {
             job_stuck_grace_seconds: None,
             tekton_stuck_grace_seconds: None,
             rbac: false,
+            backend: None,
             api_flags: flags
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -149,6 +152,12 @@ impl StackOptions {
     /// Tekton-agents fail a TaskRun waiting on a missing Secret after `seconds`.
     pub fn tekton_stuck_grace(mut self, seconds: u64) -> Self {
         self.tekton_stuck_grace_seconds = Some(seconds);
+        self
+    }
+
+    /// Runs on `backend` whatever `WFE_E2E_BACKEND` says.
+    pub fn on(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
         self
     }
 
@@ -223,7 +232,10 @@ pub struct Stack {
 impl Stack {
     /// Starts sandbox, APIs and agents, each ready before the next starts.
     pub async fn start(opts: StackOptions) -> anyhow::Result<Self> {
-        let backend = Backend::from_env()?;
+        let backend = match opts.backend {
+            Some(b) => b,
+            None => Backend::from_env()?,
+        };
         let dir = tempfile::Builder::new().prefix("wfe-e2e-").tempdir()?;
         let sandbox = free_addr()?;
         let cluster = ClusterFiles::new(backend, dir.path(), "sandbox-data")?;

@@ -385,6 +385,15 @@ impl Store {
         self.epoch.subscribe()
     }
 
+    /// Starts the watch window at the current resourceVersion, as a starting
+    /// kube-apiserver's watch caches do: a watch from any earlier resourceVersion gets
+    /// 410 Gone and must relist. Open watches are not ended (none is open yet).
+    pub fn start_watch_window(&self) {
+        let mut inner = self.inner.lock();
+        let rv = inner.rv;
+        inner.history.reset(rv);
+    }
+
     /// Test hook: drop the whole watch history and end every open watch with 410 Expired, as a
     /// real API server does when a watch falls out of its cache window. Clients must relist.
     pub fn expire_watches(&self) {
