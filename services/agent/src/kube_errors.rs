@@ -115,8 +115,16 @@ mod tests {
             "Forbidden",
             "jobs.batch \"x\" is forbidden: status unknown for quota: q, resource: count/jobs.batch"
         )));
-        assert!(is_transient_create_refusal(&api(429, "TooManyRequests", "slow down")));
-        assert!(!is_transient_create_refusal(&api(403, "Forbidden", "exceeded quota: q")));
+        assert!(is_transient_create_refusal(&api(
+            429,
+            "TooManyRequests",
+            "slow down"
+        )));
+        assert!(!is_transient_create_refusal(&api(
+            403,
+            "Forbidden",
+            "exceeded quota: q"
+        )));
         assert!(!is_transient_create_refusal(&api(422, "Invalid", "bad")));
         assert!(is_already_exists(&api(409, "AlreadyExists", "exists")));
         assert!(!is_already_exists(&api(409, "Conflict", "rv")));

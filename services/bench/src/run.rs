@@ -42,7 +42,13 @@ impl Drop for Running {
 /// Starts sandbox, API and job-agent, the Watch client and the write counter.
 pub async fn start(args: &Args) -> anyhow::Result<Running> {
     let wfe = crate::binary::wfe(args.wfe.as_ref())?;
-    let mut stack = Stack::new(wfe, &args.component_log, args.keep, args.backend, args.etcd_fsync)?;
+    let mut stack = Stack::new(
+        wfe,
+        &args.component_log,
+        args.keep,
+        args.backend,
+        args.etcd_fsync,
+    )?;
     stack.start_sandbox().await?;
     stack
         .start_api(args.whole_life.map(Duration::from_secs))

@@ -149,7 +149,12 @@ impl Stack {
                         &["system:masters"],
                     ),
                 )?;
-                wfe_control_plane::kubeconfig::render(&self.sandbox_url(), ca, KUBE_TOKEN, API_NAMESPACE)
+                wfe_control_plane::kubeconfig::render(
+                    &self.sandbox_url(),
+                    ca,
+                    KUBE_TOKEN,
+                    API_NAMESPACE,
+                )
             }
             None => kubeconfig(self.sandbox),
         };
@@ -341,7 +346,8 @@ impl Stack {
     }
 
     fn control_plane_pids(&self) -> Vec<(&'static str, u32)> {
-        let known = std::fs::read_to_string(self.path.join("cluster/logs/pids")).unwrap_or_default();
+        let known =
+            std::fs::read_to_string(self.path.join("cluster/logs/pids")).unwrap_or_default();
         known
             .lines()
             .filter_map(|l| l.trim().parse::<u32>().ok())

@@ -94,7 +94,10 @@ async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> an
 
 /// Creates each namespace that does not exist yet (labels included: the
 /// PodSecurity level of deploy/'s namespaces is enforced by a real API server).
-pub async fn ensure_namespaces(client: &kube::Client, namespaces: &[Namespace]) -> anyhow::Result<()> {
+pub async fn ensure_namespaces(
+    client: &kube::Client,
+    namespaces: &[Namespace],
+) -> anyhow::Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
     for ns in namespaces {
         let name = ns.metadata.name.as_deref().unwrap_or_default();
@@ -128,6 +131,9 @@ mod tests {
         });
         let out = without_conversion_webhook(crd);
         assert!(out["spec"].get("conversion").is_none());
-        assert_eq!(out["spec"]["versions"], json!([{"name": "v1", "served": true, "storage": true}]));
+        assert_eq!(
+            out["spec"]["versions"],
+            json!([{"name": "v1", "served": true, "storage": true}])
+        );
     }
 }

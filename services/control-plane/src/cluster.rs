@@ -69,7 +69,9 @@ impl ControlPlane {
             url,
         };
         let etcd = plane.start_etcd(config, &logs).await?;
-        plane.start_apiserver(config, &logs, &etcd, &tokens, &loopback_token).await?;
+        plane
+            .start_apiserver(config, &logs, &etcd, &tokens, &loopback_token)
+            .await?;
         Ok(plane)
     }
 
@@ -104,7 +106,11 @@ impl ControlPlane {
         }
     }
 
-    async fn start_etcd(&mut self, config: &ControlPlaneConfig, logs: &Path) -> anyhow::Result<String> {
+    async fn start_etcd(
+        &mut self,
+        config: &ControlPlaneConfig,
+        logs: &Path,
+    ) -> anyhow::Result<String> {
         let client = format!("http://{}", free_loopback_addr()?);
         let peer = format!("http://{}", free_loopback_addr()?);
         let data = config.data_dir.join("etcd").display().to_string();
@@ -151,7 +157,10 @@ impl ControlPlane {
             "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
             "--allow-privileged=true".to_owned(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
-            format!("--service-account-key-file={}", p(self.pki.service_account_pub())),
+            format!(
+                "--service-account-key-file={}",
+                p(self.pki.service_account_pub())
+            ),
             format!(
                 "--service-account-signing-key-file={}",
                 p(self.pki.service_account_key())
@@ -204,19 +213,36 @@ impl ControlPlane {
         ];
         let env: Vec<(&str, String)> = config
             .job_pod_failure_backoff
-            .map(|d| ("KUBECP_JOB_POD_FAILURE_BACKOFF", format!("{}ms", d.as_millis())))
+            .map(|d| {
+                (
+                    "KUBECP_JOB_POD_FAILURE_BACKOFF",
+                    format!("{}ms", d.as_millis()),
+                )
+            })
             .into_iter()
             .collect();
-        let process =
-            Process::spawn(&config.kubecp, "kube-controller-manager", &args, &env, &logs)?;
+        let process = Process::spawn(
+            &config.kubecp,
+            "kube-controller-manager",
+            &args,
+            &env,
+            &logs,
+        )?;
         self.processes.push(process);
         Ok(())
     }
 
     /// Polls `url` until it answers 200, failing early when a process exits.
-    async fn wait_until(&mut self, url: &str, token: Option<&str>, what: &str) -> anyhow::Result<()> {
+    async fn wait_until(
+        &mut self,
+        url: &str,
+        token: Option<&str>,
+        what: &str,
+    ) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(self.pki.ca_pem()?.as_bytes())?)
+            .add_root_certificate(reqwest::Certificate::from_pem(
+                self.pki.ca_pem()?.as_bytes(),
+            )?)
             .timeout(Duration::from_secs(5))
             .build()?;
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
@@ -252,7 +278,8 @@ fn loopback_token(dir: &Path) -> anyhow::Result<String> {
 
 /// kube-apiserver's token file: the loopback superuser, then the caller's lines.
 fn write_token_file(dir: &Path, loopback: &str, extra: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let mut text = kubeconfig::token_line(loopback, LOOPBACK_USER, LOOPBACK_USER, &["system:masters"]);
+    let mut text =
+        kubeconfig::token_line(loopback, LOOPBACK_USER, LOOPBACK_USER, &["system:masters"]);
     if let Some(extra) = extra {
         text += &std::fs::read_to_string(extra)
             .with_context(|| format!("reading the token file {}", extra.display()))?;
@@ -267,7 +294,12 @@ fn write_token_file(dir: &Path, loopback: &str, extra: Option<&Path>) -> anyhow:
 fn rand_u128() -> u128 {
     use std::hash::{BuildHasher, Hasher};
     let mut high = std::collections::hash_map::RandomState::new().build_hasher();
-    high.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    high.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     let mut low = std::collections::hash_map::RandomState::new().build_hasher();
     low.write_u32(std::process::id());
     (u128::from(high.finish()) << 64) | u128::from(low.finish())

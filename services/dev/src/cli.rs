@@ -100,7 +100,11 @@ pub struct RealClusterArgs {
     pub listen: std::net::SocketAddr,
     /// etcd data, PKI (pki/ca.crt is the CA to trust), token file and logs, kept across
     /// restarts.
-    #[arg(long, env = "WFE_REAL_CLUSTER_DATA_DIR", default_value = "target/wfe-real-cluster")]
+    #[arg(
+        long,
+        env = "WFE_REAL_CLUSTER_DATA_DIR",
+        default_value = "target/wfe-real-cluster"
+    )]
     pub data_dir: PathBuf,
     /// Bearer tokens for kube-apiserver, one `token,user,uid[,"group1,group2"]` a line;
     /// a `system:masters` loopback token is always added for the cluster's own use.

@@ -19,8 +19,9 @@ pub async fn run(args: RealClusterArgs) -> anyhow::Result<()> {
         .job_pod_failure_backoff
         .as_deref()
         .map(|text| {
-            controllers::parse_go_duration(text)
-                .with_context(|| format!("--job-pod-failure-backoff {text:?}: want a Go duration such as 1s"))
+            controllers::parse_go_duration(text).with_context(|| {
+                format!("--job-pod-failure-backoff {text:?}: want a Go duration such as 1s")
+            })
         })
         .transpose()?;
     let config = ControlPlaneConfig {
@@ -74,7 +75,10 @@ fn deployed_namespaces() -> anyhow::Result<Vec<k8s_openapi::api::core::v1::Names
             .context("parsing deploy/base/namespaces/namespaces.yaml")?;
         out.push(ns);
     }
-    let names: Vec<&str> = out.iter().filter_map(|n| n.metadata.name.as_deref()).collect();
+    let names: Vec<&str> = out
+        .iter()
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
     for needed in crate::sandbox::NAMESPACES {
         anyhow::ensure!(
             needed == "default" || names.contains(&needed),

@@ -166,7 +166,9 @@ fn blocking_reason(e: &Event) -> FailureReason {
 fn pod_refusal_reason(msg: &str) -> FailureReason {
     if msg.contains("exceeded quota") {
         FailureReason::ResourceExhausted
-    } else if msg.contains("error looking up service account") || msg.contains("violates podsecurity") {
+    } else if msg.contains("error looking up service account")
+        || msg.contains("violates podsecurity")
+    {
         FailureReason::ConfigurationError
     } else if msg.contains("forbidden") {
         FailureReason::Forbidden

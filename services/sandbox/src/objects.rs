@@ -154,7 +154,10 @@ fn admit_service_account(app: &App, info: &ResourceInfo, obj: &mut Value) -> Api
         .to_owned();
     let exists = app
         .store
-        .get(&ResKey::new("", "serviceaccounts"), &ObjKey::new(&ns, &account))
+        .get(
+            &ResKey::new("", "serviceaccounts"),
+            &ObjKey::new(&ns, &account),
+        )
         .is_some();
     if !exists {
         return Err(ApiError::forbidden(format!(

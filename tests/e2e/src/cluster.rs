@@ -42,7 +42,9 @@ impl ClusterFiles {
     /// A kubeconfig for `server` as `token`.
     pub fn kubeconfig(&self, server: &str, token: &str) -> String {
         match &self.ca_pem {
-            Some(ca) => wfe_control_plane::kubeconfig::render(server, ca, token, "kubernaut-system"),
+            Some(ca) => {
+                wfe_control_plane::kubeconfig::render(server, ca, token, "kubernaut-system")
+            }
             None => plain_kubeconfig(server, token),
         }
     }

@@ -77,7 +77,10 @@ fn refusal<T>(r: &Result<T, kube::Error>, phrase: &str) -> String {
 }
 
 fn names(list: &[DynamicObject]) -> String {
-    let mut n: Vec<String> = list.iter().filter_map(|o| o.metadata.name.clone()).collect();
+    let mut n: Vec<String> = list
+        .iter()
+        .filter_map(|o| o.metadata.name.clone())
+        .collect();
     n.sort();
     n.join(",")
 }
@@ -104,10 +107,18 @@ async fn script(client: kube::Client) -> Vec<(&'static str, String)> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &wfe_resource());
     let pp = PostParams::default();
 
-    let created = api.create(&pp, &wfe(&"wfe-a".to_string(), "rr-a", "default/Deployment/a")).await;
+    let created = api
+        .create(
+            &pp,
+            &wfe(&"wfe-a".to_string(), "rr-a", "default/Deployment/a"),
+        )
+        .await;
     out.push(("create", outcome(&created)));
     let a = created.unwrap();
-    out.push(("status dropped on create (status subresource)", format!("{:?}", a.data.get("status"))));
+    out.push((
+        "status dropped on create (status subresource)",
+        format!("{:?}", a.data.get("status")),
+    ));
     out.push((
         "unknown spec field pruned",
         format!("{:?}", a.data["spec"].get("notAField")),
@@ -116,17 +127,28 @@ async fn script(client: kube::Client) -> Vec<(&'static str, String)> {
         "defaults applied",
         format!("{}", a.data["spec"].get("executionEngine").is_some()),
     ));
-    api.create(&pp, &wfe("wfe-b", "rr-b", "default/Deployment/b")).await.unwrap();
+    api.create(&pp, &wfe("wfe-b", "rr-b", "default/Deployment/b"))
+        .await
+        .unwrap();
 
-    out.push(("create again", outcome(&api.create(&pp, &wfe("wfe-a", "rr-a", "x")).await)));
+    out.push((
+        "create again",
+        outcome(&api.create(&pp, &wfe("wfe-a", "rr-a", "x")).await),
+    ));
     out.push(("get missing", outcome(&api.get("wfe-none").await)));
 
     let mut bad = wfe("wfe-bad", "rr-bad", "t");
     bad.data["spec"]["targetResource"] = json!(5);
     out.push(("schema: wrong type", outcome(&api.create(&pp, &bad).await)));
     let mut missing = wfe("wfe-missing", "rr-m", "t");
-    missing.data["spec"].as_object_mut().unwrap().remove("workflowRef");
-    out.push(("schema: required field missing", outcome(&api.create(&pp, &missing).await)));
+    missing.data["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("workflowRef");
+    out.push((
+        "schema: required field missing",
+        outcome(&api.create(&pp, &missing).await),
+    ));
 
     // The status subresource: a status write takes the status only, and carries the
     // resourceVersion it read.
@@ -153,18 +175,25 @@ async fn script(client: kube::Client) -> Vec<(&'static str, String)> {
     out.push((
         "spec change refused by CEL",
         refusal(
-            &api.patch("wfe-a", &PatchParams::default(), &Patch::Merge(&patch)).await,
+            &api.patch("wfe-a", &PatchParams::default(), &Patch::Merge(&patch))
+                .await,
             "spec is immutable",
         ),
     ));
     let labels = json!({"metadata": {"labels": {"extra": "1"}}});
     out.push((
         "metadata merge patch",
-        outcome(&api.patch("wfe-a", &PatchParams::default(), &Patch::Merge(&labels)).await),
+        outcome(
+            &api.patch("wfe-a", &PatchParams::default(), &Patch::Merge(&labels))
+                .await,
+        ),
     ));
 
     // Selectors.
-    let by_label = api.list(&ListParams::default().labels("differential=yes,which!=wfe-b")).await.unwrap();
+    let by_label = api
+        .list(&ListParams::default().labels("differential=yes,which!=wfe-b"))
+        .await
+        .unwrap();
     out.push(("label selector", names(&by_label.items)));
     let by_field = api
         .list(&ListParams::default().fields("spec.remediationRequestRef.name=rr-b"))
@@ -173,33 +202,63 @@ async fn script(client: kube::Client) -> Vec<(&'static str, String)> {
     out.push(("selectableFields field selector", names(&by_field.items)));
     out.push((
         "field selector on a field that is not selectable",
-        outcome(&api.list(&ListParams::default().fields("spec.rationale=x")).await),
+        outcome(
+            &api.list(&ListParams::default().fields("spec.rationale=x"))
+                .await,
+        ),
     ));
     let page = api.list(&ListParams::default().limit(1)).await.unwrap();
     out.push((
         "paginated list",
-        format!("{} item, continue {}", page.items.len(), page.metadata.continue_.is_some()),
+        format!(
+            "{} item, continue {}",
+            page.items.len(),
+            page.metadata.continue_.is_some()
+        ),
     ));
 
     // Watch from a list's resourceVersion sees what follows; an ancient one is 410.
-    let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut stream = api.watch(&WatchParams::default().timeout(10), &rv).await.unwrap().boxed();
-    api.patch("wfe-b", &PatchParams::default(), &Patch::Merge(&labels)).await.unwrap();
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    api.patch("wfe-b", &PatchParams::default(), &Patch::Merge(&labels))
+        .await
+        .unwrap();
     let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
     let seen = match next {
-        Ok(Some(Ok(WatchEvent::Modified(o)))) => format!("MODIFIED {}", o.metadata.name.unwrap_or_default()),
+        Ok(Some(Ok(WatchEvent::Modified(o)))) => {
+            format!("MODIFIED {}", o.metadata.name.unwrap_or_default())
+        }
         other => format!("{other:?}"),
     };
     out.push(("watch resumes from a list's resourceVersion", seen));
-    out.push(("watch from a compacted resourceVersion", ancient_watch(&api).await));
+    out.push((
+        "watch from a compacted resourceVersion",
+        ancient_watch(&api).await,
+    ));
 
     // Table output (kubectl's printer columns).
     out.push(("printer columns", printer_columns(&client).await));
 
     gc_steps(&client, &mut out).await;
     quota_steps(&client, &mut out).await;
-    out.push(("pod refused by PodSecurity restricted", privileged_pod(&client).await));
-    out.push(("pod with a missing service account", missing_account_pod(&client).await));
+    out.push((
+        "pod refused by PodSecurity restricted",
+        privileged_pod(&client).await,
+    ));
+    out.push((
+        "pod with a missing service account",
+        missing_account_pod(&client).await,
+    ));
     out
 }
 
@@ -232,7 +291,11 @@ async fn printer_columns(client: &kube::Client) -> String {
         .iter()
         .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
         .collect();
-    format!("{} ({} rows)", columns.join(","), table["rows"].as_array().map_or(0, Vec::len))
+    format!(
+        "{} ({} rows)",
+        columns.join(","),
+        table["rows"].as_array().map_or(0, Vec::len)
+    )
 }
 
 /// ownerReferences and propagation: background deletes the dependent, orphan keeps
@@ -241,8 +304,16 @@ async fn gc_steps(client: &kube::Client, out: &mut Vec<(&'static str, String)>) 
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
     let pp = PostParams::default();
     for (owner, policy, step) in [
-        ("owner-bg", PropagationPolicy::Background, "background delete collects the dependent"),
-        ("owner-orphan", PropagationPolicy::Orphan, "orphan delete keeps the dependent"),
+        (
+            "owner-bg",
+            PropagationPolicy::Background,
+            "background delete collects the dependent",
+        ),
+        (
+            "owner-orphan",
+            PropagationPolicy::Orphan,
+            "orphan delete keeps the dependent",
+        ),
     ] {
         let owner_map: ConfigMap =
             serde_json::from_value(json!({"metadata": {"name": owner}})).unwrap();
@@ -254,7 +325,10 @@ async fn gc_steps(client: &kube::Client, out: &mut Vec<(&'static str, String)>) 
         }}))
         .unwrap();
         maps.create(&pp, &dependent).await.unwrap();
-        let dp = DeleteParams { propagation_policy: Some(policy.clone()), ..Default::default() };
+        let dp = DeleteParams {
+            propagation_policy: Some(policy.clone()),
+            ..Default::default()
+        };
         maps.delete(owner, &dp).await.unwrap();
         let dep_name = format!("{owner}-dep");
         let seen = within(step, || {
@@ -264,7 +338,10 @@ async fn gc_steps(client: &kube::Client, out: &mut Vec<(&'static str, String)>) 
                 match (policy, dep) {
                     (PropagationPolicy::Background, None) => Some("gone".to_owned()),
                     (PropagationPolicy::Orphan, Some(d))
-                        if d.metadata.owner_references.as_ref().is_none_or(Vec::is_empty) =>
+                        if d.metadata
+                            .owner_references
+                            .as_ref()
+                            .is_none_or(Vec::is_empty) =>
                     {
                         Some("kept, no owner".to_owned())
                     }
@@ -284,7 +361,10 @@ async fn quota_steps(client: &kube::Client, out: &mut Vec<(&'static str, String)
     let quotas: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         WORKFLOWS,
-        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "ResourceQuota"), "resourcequotas"),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("", "v1", "ResourceQuota"),
+            "resourcequotas",
+        ),
     );
     let quota: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "ResourceQuota",
@@ -325,7 +405,9 @@ fn pod(name: &str, account: &str, privileged: bool) -> Pod {
 
 async fn privileged_pod(client: &kube::Client) -> String {
     let pods: Api<Pod> = Api::namespaced(client.clone(), WORKFLOWS);
-    let r = pods.create(&PostParams::default(), &pod("privileged", "default", true)).await;
+    let r = pods
+        .create(&PostParams::default(), &pod("privileged", "default", true))
+        .await;
     let seen = refusal(&r, "violates PodSecurity");
     let _ = pods.delete("privileged", &DeleteParams::default()).await;
     seen
@@ -333,19 +415,27 @@ async fn privileged_pod(client: &kube::Client) -> String {
 
 async fn missing_account_pod(client: &kube::Client) -> String {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let r = pods.create(&PostParams::default(), &pod("no-account", "nobody", false)).await;
+    let r = pods
+        .create(&PostParams::default(), &pod("no-account", "nobody", false))
+        .await;
     refusal(&r, "serviceaccount \"nobody\" not found")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_answers_as_a_real_control_plane_does() {
     if Backend::from_env().expect("backend") != Backend::Real {
-        eprintln!("skipped: needs the real control plane (WFE_E2E_BACKEND=real, tests/run's second pass)");
+        eprintln!(
+            "skipped: needs the real control plane (WFE_E2E_BACKEND=real, tests/run's second pass)"
+        );
         return;
     }
     let only_cluster = |b| StackOptions::default().counts(0, 0, 0).on(b);
-    let sandbox = Stack::start(only_cluster(Backend::Sandbox)).await.expect("sandbox");
-    let real = Stack::start(only_cluster(Backend::Real)).await.expect("real cluster");
+    let sandbox = Stack::start(only_cluster(Backend::Sandbox))
+        .await
+        .expect("sandbox");
+    let real = Stack::start(only_cluster(Backend::Real))
+        .await
+        .expect("real cluster");
     let (on_sandbox, on_real) = tokio::join!(
         script(sandbox.kube_client().await.unwrap()),
         script(real.kube_client().await.unwrap())

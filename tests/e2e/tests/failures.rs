@@ -259,8 +259,13 @@ async fn forbid_by_quota(stack: &Stack, resource: &str) {
         eventually(PHASE_TIMEOUT, "the quota's usage computed", || async {
             let used = stack
                 .kubectl(&[
-                    "get", "resourcequota", "no-workflows", "-n", "kubernaut-workflows",
-                    "-o", "jsonpath={.status.used}",
+                    "get",
+                    "resourcequota",
+                    "no-workflows",
+                    "-n",
+                    "kubernaut-workflows",
+                    "-o",
+                    "jsonpath={.status.used}",
                 ])
                 .await?;
             Ok((!used.trim().is_empty()).then_some(()))
