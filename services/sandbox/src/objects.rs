@@ -142,7 +142,7 @@ fn place_in_namespace(
 /// when unset, and written into the spec) must exist in the pod's namespace, else the
 /// create is refused, as the real plugin refuses it.
 fn admit_service_account(app: &App, info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
-    if info.group != "" || info.plural != "pods" {
+    if !info.group.is_empty() || info.plural != "pods" {
         return Ok(());
     }
     let ns = meta_str(obj, "namespace").unwrap_or_default().to_owned();

@@ -108,10 +108,7 @@ async fn script(client: kube::Client) -> Vec<(&'static str, String)> {
     let pp = PostParams::default();
 
     let created = api
-        .create(
-            &pp,
-            &wfe(&"wfe-a".to_string(), "rr-a", "default/Deployment/a"),
-        )
+        .create(&pp, &wfe("wfe-a", "rr-a", "default/Deployment/a"))
         .await;
     out.push(("create", outcome(&created)));
     let a = created.unwrap();
