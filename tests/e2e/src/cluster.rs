@@ -50,7 +50,8 @@ impl ClusterFiles {
     }
 
     /// `wfe <command> --listen <addr> --data-dir …`, with the token file when given
-    /// (always on the real backend, where every client authenticates).
+    /// (always on the real backend, where every client authenticates). A sandbox given
+    /// tokens also authorizes by RBAC, as kube-apiserver always does here.
     pub fn args(&self, addr: SocketAddr, tokens: Option<&Path>) -> Vec<String> {
         let command = match self.backend {
             Backend::Sandbox => "sandbox",
@@ -65,6 +66,9 @@ impl ClusterFiles {
         ];
         if let Some(tokens) = tokens {
             args.extend(["--token-auth-file".to_owned(), tokens.display().to_string()]);
+            if self.backend == Backend::Sandbox {
+                args.extend(["--authorization-mode".to_owned(), "RBAC".to_owned()]);
+            }
         }
         args
     }
