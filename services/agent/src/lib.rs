@@ -133,7 +133,7 @@ async fn run_agent(
     metrics: metrics::Metrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let availability = executor.availability().await;
+    let availability = probe_availability(executor.as_ref(), &health, &shutdown).await;
     if let Availability::Unavailable(why) = &availability {
         tracing::warn!(reason = %why, engine = executor.engine(), "engine unavailable");
         let why = why.clone();
@@ -163,6 +163,35 @@ async fn run_agent(
         }
     }
     Ok(())
+}
+
+/// Asks the executor whether its engine is available, asking again for about half a
+/// minute while it is not: the answer is taken once per process, and a probe made while
+/// the API server restarts (connection refused, CRDs not yet served again) would
+/// otherwise leave the agent unavailable until its next restart.
+/// `/readyz` says why while it asks.
+async fn probe_availability(
+    executor: &dyn Executor,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Availability {
+    let mut delay = std::time::Duration::from_millis(500);
+    for _ in 0..8 {
+        let availability = executor.availability().await;
+        let Availability::Unavailable(why) = &availability else {
+            health.update(|r| r.unavailable = None);
+            return availability;
+        };
+        let reason = why.clone();
+        health.update(|r| r.unavailable = Some(reason));
+        tracing::info!(reason = %why, engine = executor.engine(), retry_in = ?delay, "engine not available yet");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return availability,
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(8));
+    }
+    executor.availability().await
 }
 
 /// Installs a tracing subscriber reading `RUST_LOG` (default `info`); spans reach a

@@ -52,7 +52,7 @@ impl ControlPlane {
         let dir = &config.data_dir;
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-        process::reap_leftovers(&logs).await?;
+        process::reap_leftovers(&logs)?;
         let pki = Pki::ensure(&dir.join("pki"))?;
         let url = format!("https://{}", config.listen);
         let loopback_token = loopback_token(dir)?;

@@ -25,4 +25,12 @@ pub mod pki;
 mod process;
 
 pub use cluster::{ControlPlane, ControlPlaneConfig, free_loopback_addr};
+
+/// Ends what is left of a control plane whose supervisor (`wfe real-cluster`) was
+/// SIGKILLed with data directory `data_dir`: its etcd, kube-apiserver and
+/// kube-controller-manager exit on their own within half a second, and this makes it
+/// at once, so nothing still answers for the dead cluster.
+pub fn kill_leftovers(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    process::reap_leftovers(&data_dir.join("logs"))
+}
 pub use pki::Pki;

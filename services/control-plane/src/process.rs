@@ -102,9 +102,10 @@ async fn signal(pid: u32, name: &str) {
 }
 
 /// Ends the kubecp processes an earlier supervisor of `log_dir` left running (it was
-/// SIGKILLed: they would still hold the data directory and the ports), and waits
-/// until they are gone.
-pub async fn reap_leftovers(log_dir: &Path) -> anyhow::Result<()> {
+/// SIGKILLed: they would still hold the data directory and the ports, and answer for a
+/// moment as if the cluster were up), and waits until they are gone. Blocking: it runs
+/// before anything else, at start, and from a test harness's kill.
+pub fn reap_leftovers(log_dir: &Path) -> anyhow::Result<()> {
     let pids = log_dir.join("pids");
     let known = std::fs::read_to_string(&pids).unwrap_or_default();
     let ours: Vec<u32> = known
@@ -114,14 +115,17 @@ pub async fn reap_leftovers(log_dir: &Path) -> anyhow::Result<()> {
         .collect();
     for pid in &ours {
         tracing::info!(pid, "ending a control-plane process left by an earlier run");
-        signal(*pid, "KILL").await;
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while ours.iter().any(|pid| is_kubecp(*pid)) {
-        if tokio::time::Instant::now() > deadline {
+        if std::time::Instant::now() > deadline {
             bail!("control-plane processes {ours:?} did not exit after SIGKILL");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(20));
     }
     let _ = std::fs::remove_file(&pids);
     Ok(())

@@ -82,6 +82,11 @@ impl ClusterFiles {
         Ok(builder.build()?)
     }
 
+    /// Where the cluster keeps its state.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend

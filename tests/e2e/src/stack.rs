@@ -611,15 +611,26 @@ impl Stack {
         Ok(c)
     }
 
-    /// SIGKILLs a component (no drain).
+    /// SIGKILLs a component (no drain). A real cluster goes whole: its etcd,
+    /// kube-apiserver and kube-controller-manager with it, at once.
     pub fn kill(&mut self, c: Component) -> anyhow::Result<()> {
-        self.proc(c)?.kill()
+        self.proc(c)?.kill()?;
+        self.kill_control_plane_of(c)
+    }
+
+    fn kill_control_plane_of(&self, c: Component) -> anyhow::Result<()> {
+        match self.sandboxes.get(&c) {
+            Some((_, cluster)) if cluster.backend() == Backend::Real => {
+                wfe_control_plane::kill_leftovers(cluster.data_dir())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Starts a killed component again with the same arguments and waits until it is ready.
     pub async fn restart(&mut self, c: Component) -> anyhow::Result<()> {
+        self.kill(c)?;
         let p = self.proc(c)?;
-        p.kill()?;
         p.spawn()?;
         self.wait_ready(c).await
     }
