@@ -261,9 +261,7 @@ pub fn diff(before: &Counts, after: &Counts) -> Counts {
 
 /// A client of the sandbox at `url` (no credentials: the sandbox needs none).
 pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(Client::try_from(config)?)
+    wfe_control_plane::kubeconfig::client(kubeconfig).await
 }
 
 #[cfg(test)]

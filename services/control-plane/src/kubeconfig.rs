@@ -15,6 +15,13 @@ pub fn render(server: &str, ca_pem: &str, token: &str, namespace: &str) -> Strin
     )
 }
 
+/// A kube-rs client from the kubeconfig file at `path` (its current context).
+pub async fn client(path: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
 /// One line of kube-apiserver's `--token-auth-file`: `token,user,uid,"group1,group2"`.
 pub fn token_line(token: &str, user: &str, uid: &str, groups: &[&str]) -> String {
     format!("{token},{user},{uid},\"{}\"\n", groups.join(","))

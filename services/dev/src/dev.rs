@@ -119,7 +119,7 @@ async fn wait_until_cluster_ready(
     use k8s_openapi::api::core::v1::ServiceAccount;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     loop {
-        if let Ok(client) = kube_client(kubeconfig).await {
+        if let Ok(client) = wfe_control_plane::kubeconfig::client(kubeconfig).await {
             let accounts: kube::Api<ServiceAccount> =
                 kube::Api::namespaced(client, "kubernaut-workflows");
             if matches!(accounts.get_opt("default").await, Ok(Some(_))) {
@@ -136,12 +136,6 @@ async fn wait_until_cluster_ready(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn kube_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
 }
 
 fn path_str(p: &Path) -> anyhow::Result<String> {

@@ -35,7 +35,7 @@ pub async fn run(args: RealClusterArgs) -> anyhow::Result<()> {
     let mut plane = ControlPlane::start(&config)
         .await
         .context("starting the control plane")?;
-    let client = admin_client(&plane).await?;
+    let client = wfe_control_plane::kubeconfig::client(plane.admin_kubeconfig()).await?;
     let mut crds = vec![serde_json::to_value(wfe_k8s::crd::workflow_execution_crd())?];
     crds.extend(bootstrap::tekton_crds(&binary::tekton_crds()?)?);
     bootstrap::install_crds(&client, &crds).await?;
@@ -86,10 +86,4 @@ fn deployed_namespaces() -> anyhow::Result<Vec<k8s_openapi::api::core::v1::Names
         );
     }
     Ok(out)
-}
-
-async fn admin_client(plane: &ControlPlane) -> anyhow::Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(plane.admin_kubeconfig())?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
 }

@@ -80,9 +80,7 @@ impl Stack {
 
     /// A kube-rs client of the stack's cluster as its superuser.
     pub async fn kube_client(&self) -> anyhow::Result<kube::Client> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-        Ok(kube::Client::try_from(config)?)
+        wfe_control_plane::kubeconfig::client(&self.kubeconfig()).await
     }
 
     /// Runs `kubectl --kubeconfig <sandbox> <args>`; fails on a non-zero exit.
