@@ -86,19 +86,7 @@ pub fn decide(
 
 /// Whether an agent could take work of this engine and cluster, and the Dispatched state.
 pub fn dispatch_state(ctx: &Ctx, engine: Engine, cluster: &str) -> (DispatchState, String) {
-    let shown = if cluster.is_empty() { "local" } else { cluster };
-    // Agents of other replicas count too (their Leases): that replica assigns the work.
-    if ctx.agents.any_for(engine, cluster) || ctx.liveness.any_elsewhere(engine, cluster) {
-        (
-            DispatchState::AwaitingAgent,
-            format!("waiting for a free {engine} agent of cluster {shown}"),
-        )
-    } else {
-        (
-            DispatchState::NoAgentAvailable,
-            format!("no {engine} agent of cluster {shown} is connected"),
-        )
-    }
+    crate::dispatch::availability(&ctx.agents, &ctx.liveness, engine, cluster)
 }
 
 /// Handles ExecuteWorkflow.
@@ -204,6 +192,33 @@ pub async fn resume(
     tracing::warn!(execution = %key, target_resource = %target, allowed = decision.allowed,
         "finishing the acceptance of an execution left without its initial status");
     initialize(ctx, dispatcher, &key, engine, &spec.cluster_id, &decision).await
+}
+
+/// Finishes accepting the executions the dispatcher finds without their initial status
+/// for `--accept-recovery-grace` (see [`resume`]), one at a time, until `shutdown`.
+pub async fn admit_abandoned(
+    ctx: crate::ctx::SharedCtx,
+    dispatcher: std::sync::Arc<Dispatcher>,
+    mut abandoned: tokio::sync::mpsc::Receiver<std::sync::Arc<WorkflowExecution>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let obj = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = abandoned.recv() => match next {
+                Some(obj) => obj,
+                None => return,
+            },
+        };
+        let key = ExecKey::of(&obj);
+        // Handed over more than once (every pass until admitted): only the first counts.
+        if ctx.index.get(&key).is_none_or(|o| o.status.is_some()) {
+            continue;
+        }
+        if let Err(e) = resume(&ctx, &dispatcher, &obj).await {
+            tracing::warn!(execution = %key, error = %e, "admitting an execution left without status failed; retrying");
+        }
+    }
 }
 
 fn find_by_key(ctx: &Ctx, ns: &str, key: &str) -> Option<std::sync::Arc<WorkflowExecution>> {

@@ -120,8 +120,16 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         shutdown.clone(),
     )));
     tasks.push(tokio::spawn(liveness::renew(ctx.clone(), shutdown.clone())));
-    let dispatcher = Dispatcher::new(ctx.clone());
+    // Abandoned acceptances waiting to be finished; a pass finds each again if this is full.
+    let (abandoned_tx, abandoned) = tokio::sync::mpsc::channel(64);
+    let dispatcher = Dispatcher::new(ctx.clone(), abandoned_tx);
     tasks.push(tokio::spawn(dispatcher.clone().run(shutdown.clone())));
+    tasks.push(tokio::spawn(crate::execute::admit_abandoned(
+        ctx.clone(),
+        dispatcher.clone(),
+        abandoned,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(crate::status::audit_sync::run(
         ctx.clone(),
         shutdown.clone(),

@@ -1,4 +1,5 @@
-//! Assignment of Pending executions to agents, redelivery, loss handling and cancels.
+//! Assignment of Pending executions to agents, redelivery, loss handling and cancels: the
+//! I/O around [`super::plan`], which decides what each execution needs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,10 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use wfe_core::conditions::{self, DispatchState};
 use wfe_core::{Engine, Phase, naming};
@@ -17,7 +17,12 @@ use wfe_k8s::WorkflowExecution;
 use wfe_k8s::workflow_execution as k8s;
 use wfe_proto::agent::{self, SessionResponse, session_response::Message};
 
-use super::registry::AgentSession;
+use super::commands::{
+    CANCEL_PREFIX, RELEASE_PREFIX, assignment_id, cancel_id, parse_assignment_id,
+};
+use super::liveness::Liveness;
+use super::plan::{self, AgentView, Command};
+use super::registry::{AgentRegistry, AgentSession};
 use crate::convert;
 use crate::ctx::SharedCtx;
 use crate::metrics::EngineCluster;
@@ -41,23 +46,13 @@ pub struct Reservation {
 impl Reservation {
     /// The first assignment of an execution to this agent.
     pub fn assignment(&self, now: Timestamp) -> k8s::Assignment {
-        first_assignment(&self.session, now)
+        plan::assignment(&self.session.agent_id, &self.session.session_id, 1, now)
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.session.reserved.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-fn first_assignment(session: &AgentSession, now: Timestamp) -> k8s::Assignment {
-    k8s::Assignment {
-        agent_id: session.agent_id.clone(),
-        session_id: session.session_id.clone(),
-        fencing_token: 1,
-        assigned_at: Time(now),
-        acknowledged: false,
     }
 }
 
@@ -74,6 +69,9 @@ pub struct Dispatcher {
     accepted_at: Mutex<HashMap<ExecKey, Instant>>,
     /// When the held primitives were last looked at for releases.
     pub(super) last_release_pass: Mutex<Option<Instant>>,
+    /// Executions left without their initial status, for the acceptance side to finish
+    /// (bounded: one that does not fit is sent again by a later pass).
+    abandoned: mpsc::Sender<Arc<WorkflowExecution>>,
 }
 
 /// Commands are remembered for this many ack timeouts after they were sent, then
@@ -93,27 +91,40 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
-/// Command id of an Assign: `<namespace>/<name>/<fencing token>`.
-pub fn assignment_id(key: &ExecKey, token: u64) -> String {
-    format!("{}/{}/{token}", key.namespace, key.name)
+/// The Dispatched state for an execution of this engine and cluster that has no agent yet:
+/// waiting for a free one (connected to any replica), or none connected.
+pub fn availability(
+    agents: &AgentRegistry,
+    liveness: &Liveness,
+    engine: Engine,
+    cluster: &str,
+) -> (DispatchState, String) {
+    // Agents of other replicas count too (their Leases): that replica assigns the work.
+    let any = agents.any_for(engine, cluster) || liveness.any_elsewhere(engine, cluster);
+    plan::no_agent(engine, cluster, None, any)
 }
 
-fn cancel_id(key: &ExecKey, token: u64) -> String {
-    format!("cancel/{}/{}/{token}", key.namespace, key.name)
-}
+/// What a pass knows of the agents and of the commands sent, for [`plan::plan`].
+struct PassView<'a>(&'a Dispatcher);
 
-pub(super) fn parse_assignment_id(id: &str) -> Option<(ExecKey, u64)> {
-    let mut it = id.rsplitn(3, '/');
-    let token = it.next()?.parse().ok()?;
-    let name = it.next()?.to_owned();
-    let namespace = it.next()?.to_owned();
-    Some((ExecKey { namespace, name }, token))
+impl AgentView for PassView<'_> {
+    fn connected_here(&self, agent_id: &str) -> bool {
+        self.0.ctx.agents.by_agent(agent_id).is_some()
+    }
+    fn alive_elsewhere(&self, agent_id: &str) -> bool {
+        self.0.ctx.liveness.alive_elsewhere(agent_id)
+    }
+    fn due(&self, command_id: &str) -> bool {
+        self.0.due(command_id)
+    }
 }
 
 impl Dispatcher {
-    /// A dispatcher over the shared state.
-    pub fn new(ctx: SharedCtx) -> Arc<Self> {
+    /// A dispatcher over the shared state; executions left without their initial status go
+    /// to `abandoned`, for the acceptance side to finish.
+    pub fn new(ctx: SharedCtx, abandoned: mpsc::Sender<Arc<WorkflowExecution>>) -> Arc<Self> {
         Arc::new(Self {
+            abandoned,
             ctx,
             inflight: Mutex::default(),
             reserving: Mutex::default(),
@@ -238,51 +249,41 @@ impl Dispatcher {
         }
     }
 
-    async fn handle(&self, obj: &WorkflowExecution) {
+    async fn handle(&self, obj: &Arc<WorkflowExecution>) {
         let key = ExecKey::of(obj);
-        let Some(status) = &obj.status else {
-            // ExecuteWorkflow is still writing the initial status, or died before it did.
-            self.recover_unadmitted(obj, &key).await;
-            return;
+        let policy = plan::Policy {
+            lease_duration: self.ctx.config.lease_duration,
+            accept_recovery_grace: self.ctx.config.accept_recovery_grace,
         };
-        let phase = phase_of(obj);
-        if phase == Phase::Running && status.cancel_request.is_some() {
-            self.ensure_cancel(obj, &key);
-        }
-        let Some(a) = &status.assignment else {
-            if phase == Phase::Pending {
-                self.try_assign(obj, &key, false, None).await;
-            }
-            return;
+        let clock = plan::Clock {
+            now: Timestamp::now(),
+            since_start: self.started.elapsed(),
         };
-        if let Some(session) = self.ctx.agents.by_agent(&a.agent_id) {
-            if !a.acknowledged {
-                self.maybe_resend(obj, &key, &session, a.fencing_token);
+        for command in plan::plan(obj, &PassView(self), policy, clock) {
+            match command {
+                Command::Admit => self.hand_over_abandoned(obj, &key),
+                Command::Cancel { token } => self.send_cancel(obj, &key, token),
+                Command::Assign => self.try_assign(obj, &key, false, None).await,
+                Command::Resend { .. } => {
+                    // Adopt on every redelivery: the agent may have created the primitive already.
+                    let agent = obj.status.as_ref().and_then(|s| s.assignment.as_ref());
+                    if let Some(session) = agent.and_then(|a| self.ctx.agents.by_agent(&a.agent_id))
+                    {
+                        self.send_assign(obj, &key, &session, true);
+                    }
+                }
+                Command::Reassign { lost } => self.try_assign(obj, &key, true, Some(&lost)).await,
+                Command::Wait(why) => {
+                    tracing::trace!(execution = %key, ?why, "nothing to dispatch")
+                }
             }
-            return;
         }
-        // Agents reconnect after an API restart: give them one lease before calling them lost.
-        if self.started.elapsed() < self.ctx.config.lease_duration {
-            return;
-        }
-        // Connected to another replica: that one sends, resends and reassigns.
-        if self.ctx.liveness.alive_elsewhere(&a.agent_id) {
-            return;
-        }
-        self.try_assign(obj, &key, true, Some(&a.agent_id)).await;
     }
 
-    /// Admits an execution that has had no status for `--accept-recovery-grace`.
-    async fn recover_unadmitted(&self, obj: &WorkflowExecution, key: &ExecKey) {
-        let Some(created) = obj.metadata.creation_timestamp.as_ref() else {
-            return;
-        };
-        let age = Timestamp::now().duration_since(created.0);
-        if !age.is_positive() || age.unsigned_abs() < self.ctx.config.accept_recovery_grace {
-            return;
-        }
-        if let Err(e) = crate::execute::resume(&self.ctx, self, obj).await {
-            tracing::warn!(execution = %key, error = %e, "admitting an execution left without status failed; retrying");
+    /// Hands an execution left without its initial status to the acceptance side.
+    fn hand_over_abandoned(&self, obj: &Arc<WorkflowExecution>, key: &ExecKey) {
+        if self.abandoned.try_send(obj.clone()).is_err() {
+            tracing::debug!(execution = %key, "admission of abandoned executions is busy; next pass");
         }
     }
 
@@ -379,28 +380,16 @@ impl Dispatcher {
             {
                 return Edit::Skip;
             }
-            st.assignment = Some(k8s::Assignment {
-                agent_id: session.agent_id.clone(),
-                session_id: session.session_id.clone(),
-                fencing_token: current.unwrap_or(0) + 1,
-                assigned_at: Time(now),
-                acknowledged: false,
-            });
+            let token = current.unwrap_or(0) + 1;
+            st.assignment = Some(plan::assignment(
+                &session.agent_id,
+                &session.session_id,
+                token,
+                now,
+            ));
             st.attempt = Some(st.attempt.unwrap_or(0) + 1);
-            let update = match lost {
-                Some(lost) => conditions::dispatched(
-                    DispatchState::AgentLost,
-                    &format!(
-                        "agent {lost} was lost; reassigned to agent {}",
-                        session.agent_id
-                    ),
-                ),
-                None => conditions::dispatched(
-                    DispatchState::Assigned,
-                    &format!("assigned to agent {}", session.agent_id),
-                ),
-            };
-            transitions::set_condition(obj, st, update, now);
+            let (state, message) = plan::assigned_state(&session.agent_id, lost);
+            transitions::set_condition(obj, st, conditions::dispatched(state, &message), now);
             Edit::Write
         })
         .await;
@@ -443,15 +432,9 @@ impl Dispatcher {
         cluster: &str,
         lost: Option<&str>,
     ) {
-        let shown = if cluster.is_empty() { "local" } else { cluster };
         let (state, msg) = match lost {
-            Some(agent) => (
-                DispatchState::AgentLost,
-                format!(
-                    "agent {agent} was lost and no other {engine} agent of cluster {shown} can take over"
-                ),
-            ),
-            None => crate::execute::dispatch_state(&self.ctx, engine, cluster),
+            Some(_) => plan::no_agent(engine, cluster, lost, false),
+            None => availability(&self.ctx.agents, &self.ctx.liveness, engine, cluster),
         };
         let update = conditions::dispatched(state, &msg);
         let current = obj
@@ -564,20 +547,8 @@ impl Dispatcher {
         self.mark_sent(id);
     }
 
-    fn maybe_resend(
-        &self,
-        obj: &WorkflowExecution,
-        key: &ExecKey,
-        session: &AgentSession,
-        token: u64,
-    ) {
-        if self.due(&assignment_id(key, token)) {
-            // Adopt on every redelivery: the agent may have created the primitive already.
-            self.send_assign(obj, key, session, true);
-        }
-    }
-
-    fn ensure_cancel(&self, obj: &WorkflowExecution, key: &ExecKey) {
+    /// Sends the Cancel of the assignment with `token` to its agent, if connected here.
+    fn send_cancel(&self, obj: &WorkflowExecution, key: &ExecKey, token: u64) {
         let Some(st) = &obj.status else { return };
         let (Some(a), Some(req)) = (&st.assignment, &st.cancel_request) else {
             return;
@@ -585,12 +556,8 @@ impl Dispatcher {
         let Some(session) = self.ctx.agents.by_agent(&a.agent_id) else {
             return;
         };
-        let id = cancel_id(key, a.fencing_token);
-        if !self.due(&id) {
-            return;
-        }
-        send_cancel(&session, obj, key, a.fencing_token, &req.reason);
-        self.mark_sent(id);
+        send_cancel(&session, obj, key, token, &req.reason);
+        self.mark_sent(cancel_id(key, token));
     }
 
     /// Handles an Ack from an agent.
@@ -598,10 +565,10 @@ impl Dispatcher {
         if let Some(i) = self.inflight.lock().get_mut(&ack.command_id) {
             i.acked = ack.accepted;
         }
-        if ack.command_id.starts_with("cancel/") {
+        if ack.command_id.starts_with(CANCEL_PREFIX) {
             return;
         }
-        if ack.command_id.starts_with(super::release::PREFIX) {
+        if ack.command_id.starts_with(RELEASE_PREFIX) {
             if ack.accepted {
                 self.on_release_ack(session, &ack.command_id);
             }
@@ -650,21 +617,5 @@ pub fn send_cancel(
         .is_err()
     {
         tracing::warn!(agent = %session.agent_id, "agent outbound queue full; the cancel is resent later");
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn assignment_ids_round_trip() {
-        let key = ExecKey {
-            namespace: "ns".into(),
-            name: "we-1".into(),
-        };
-        assert_eq!(parse_assignment_id(&assignment_id(&key, 7)), Some((key, 7)));
-        assert_eq!(parse_assignment_id("garbage"), None);
     }
 }

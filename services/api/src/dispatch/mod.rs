@@ -14,10 +14,12 @@
 //!  replica never calls another replica's agent lost, nor an engine agentless.
 //! ```
 
+pub mod commands;
 pub mod dispatcher;
 pub mod liveness;
+pub mod plan;
 pub mod registry;
 pub mod release;
 pub mod session;
 
-pub use dispatcher::Dispatcher;
+pub use dispatcher::{Dispatcher, availability};

@@ -17,13 +17,10 @@ use wfe_k8s::WorkflowExecution;
 use wfe_proto::agent::{self, SessionResponse, session_response::Message};
 
 use super::Dispatcher;
-use super::dispatcher::{assignment_id, parse_assignment_id};
+use super::commands::{parse_release_id, release_id};
 use super::registry::{AgentSession, HeldPrimitive};
 use crate::status::audit_sync::audit_complete;
 use crate::store::ExecKey;
-
-/// Command ids of releases: `release/<namespace>/<name>/<fencing token>`.
-pub const PREFIX: &str = "release/";
 
 /// The longest time between two looks at the held primitives: releases are due minutes
 /// after completion, so a second's delay costs nothing, and a pass over every held
@@ -96,7 +93,7 @@ impl Dispatcher {
             .as_ref()
             .and_then(|s| s.assignment.as_ref())
             .map_or(0, |a| a.fencing_token);
-        let id = format!("{PREFIX}{}", assignment_id(&key, token));
+        let id = release_id(&key, token);
         if !self.due(&id) {
             return; // sent to this or another holder within the ack timeout
         }
@@ -123,10 +120,7 @@ impl Dispatcher {
     /// An agent acknowledged a release: the primitive is gone; every session of that engine
     /// and cluster forgets it. No write: the next inventory will not list it.
     pub(super) fn on_release_ack(&self, session: &AgentSession, command_id: &str) {
-        let Some((key, _token)) = command_id
-            .strip_prefix(PREFIX)
-            .and_then(parse_assignment_id)
-        else {
+        let Some((key, _token)) = parse_release_id(command_id) else {
             return;
         };
         tracing::debug!(execution = %key, agent = %session.agent_id, "primitive released");
