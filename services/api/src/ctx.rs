@@ -14,7 +14,8 @@ use crate::metrics::Metrics;
 use crate::status::StatusWriter;
 use crate::store::Index;
 
-/// Everything the RPC handlers, the dispatcher and the status writer share.
+/// What the RPC handlers, the dispatcher and the audit recorder share. The parts below it
+/// (the status writer, the target locks, liveness) hold their own handles and never this.
 pub struct Ctx {
     /// Kubernetes client.
     pub client: kube::Client,
@@ -30,16 +31,14 @@ pub struct Ctx {
     pub audit: Audit,
     /// Executions whose audit events this process is recording right now.
     pub auditing: parking_lot::Mutex<std::collections::HashSet<crate::store::ExecKey>>,
-    /// Serializes status writes per execution.
-    pub writer: StatusWriter,
-    /// Status edits waiting to ride along with the next write.
-    pub deferred: crate::status::deferred::Deferred,
+    /// The one writer of execution status (with its deferred edits).
+    pub writer: Arc<StatusWriter>,
     /// Connected agents.
     pub agents: AgentRegistry,
     /// Agents connected to any replica (their Leases).
     pub liveness: crate::dispatch::liveness::Liveness,
     /// The target locks as last seen.
-    pub locks: crate::lock::LockCache,
+    pub locks: crate::lock::TargetLocks,
     /// Renews the agent Leases at once (an agent connected).
     pub lease_poke: tokio::sync::Notify,
     /// Callers' tokens.

@@ -25,9 +25,9 @@ use crate::convert::{
 use crate::ctx::Ctx;
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result, is_already_exists};
-use crate::lock::{self, Acquire};
+use crate::lock::Acquire;
 use crate::metrics::Reason;
-use crate::status::{self, Edit, transitions};
+use crate::status::{Edit, transitions};
 use crate::store::ExecKey;
 
 /// A validated request with its namespace.
@@ -118,7 +118,7 @@ pub async fn execute(
         name: name.clone(),
     };
     let target = naming::qualified_target(&req.cluster_id, &req.target);
-    let held = lock::acquire(ctx, &target, &me).await?;
+    let held = ctx.locks.acquire(&target, &me).await?;
     let mut hist = history(ctx, &target);
     if let Acquire::Held(holder) = &held {
         add_holder(&mut hist, holder, &target, now);
@@ -183,7 +183,7 @@ pub async fn resume(
     })?;
     let target = &crate::store::target_of(obj);
     let now = Timestamp::now();
-    let held = lock::acquire(ctx, target, &key).await?;
+    let held = ctx.locks.acquire(target, &key).await?;
     let mut hist = history(ctx, target);
     if let Acquire::Held(holder) = &held {
         add_holder(&mut hist, holder, target, now);
@@ -269,7 +269,7 @@ fn add_holder(hist: &mut Vec<ExecutionRecord>, holder: &ExecKey, target: &str, n
 
 async fn release_if_acquired(ctx: &Ctx, held: &Acquire, target: &str, me: &ExecKey) {
     if *held == Acquire::Acquired
-        && let Err(e) = lock::release(ctx, target, &me.to_string()).await
+        && let Err(e) = ctx.locks.release(target, &me.to_string()).await
     {
         tracing::warn!(error = %e, target_resource = %target, "releasing the target lock failed");
     }
@@ -343,18 +343,20 @@ async fn initialize(
     if reservation.is_some() {
         dispatcher.expect_first_assign(key);
     }
-    let committed = status::update_status(ctx, key, |obj, status, now| {
-        if status.phase.is_some() {
-            return Edit::Skip;
-        }
-        match (&reservation, decision.allowed) {
-            (Some(r), _) => transitions::init_assigned(obj, status, r.assignment(now), now),
-            (None, true) => transitions::init_pending(obj, status, dispatch.clone(), now),
-            (None, false) => transitions::init_skipped(obj, status, decision, now),
-        }
-        Edit::Write
-    })
-    .await?;
+    let committed = ctx
+        .writer
+        .update(key, |obj, status, now| {
+            if status.phase.is_some() {
+                return Edit::Skip;
+            }
+            match (&reservation, decision.allowed) {
+                (Some(r), _) => transitions::init_assigned(obj, status, r.assignment(now), now),
+                (None, true) => transitions::init_pending(obj, status, dispatch.clone(), now),
+                (None, false) => transitions::init_skipped(obj, status, decision, now),
+            }
+            Edit::Write
+        })
+        .await?;
     if let (Some(r), Some(c)) = (&reservation, &committed) {
         dispatcher.assigned_at_accept(&c.obj, r);
     }

@@ -77,7 +77,15 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         &replica_id(&config),
         config.lease_duration,
     );
-    let (locks, lock_reflector) = crate::lock::LockCache::new(client.clone(), &config.namespace);
+    let (locks, lock_reflector) = crate::lock::TargetLocks::new(
+        client.clone(),
+        &config.namespace,
+        index.clone(),
+        config.lock_grace,
+        config.lock_idle_ttl,
+    );
+    let (writer, transitions) =
+        StatusWriter::new(client.clone(), index.clone(), audit.intents().clone());
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         policy: config.admission_policy(),
@@ -86,8 +94,7 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         metrics,
         audit,
         auditing: Default::default(),
-        writer: StatusWriter::default(),
-        deferred: Default::default(),
+        writer,
         agents: AgentRegistry::default(),
         liveness,
         locks,
@@ -112,14 +119,31 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
     tasks.push(tokio::spawn(lease_reflector.run(shutdown.clone())));
     tasks.push(tokio::spawn(lock_reflector.run(shutdown.clone())));
     tasks.push(tokio::spawn(crate::status::deferred::run(
-        ctx.clone(),
+        ctx.writer.clone(),
         shutdown.clone(),
     )));
-    tasks.push(tokio::spawn(crate::lock::collect_idle(
-        ctx.clone(),
-        shutdown.clone(),
-    )));
-    tasks.push(tokio::spawn(liveness::renew(ctx.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(
+        ctx.locks.clone().collect_idle(shutdown.clone()),
+    ));
+    tasks.push(tokio::spawn({
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        let renewal = liveness::Renewal {
+            namespace: ctx.config.namespace.clone(),
+            heartbeat_interval: ctx.config.heartbeat_interval,
+        };
+        async move {
+            let connected = || ctx.agents.all();
+            liveness::renew(
+                ctx.client.clone(),
+                ctx.liveness.clone(),
+                renewal,
+                connected,
+                &ctx.lease_poke,
+                shutdown,
+            )
+            .await
+        }
+    }));
     // Abandoned acceptances waiting to be finished; a pass finds each again if this is full.
     let (abandoned_tx, abandoned) = tokio::sync::mpsc::channel(64);
     let dispatcher = Dispatcher::new(ctx.clone(), abandoned_tx);
@@ -130,7 +154,12 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         abandoned,
         shutdown.clone(),
     )));
-    tasks.push(tokio::spawn(crate::status::audit_sync::run(
+    tasks.push(tokio::spawn(crate::audit::recorder::record_transitions(
+        ctx.clone(),
+        transitions,
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::audit::recorder::run(
         ctx.clone(),
         shutdown.clone(),
     )));

@@ -26,7 +26,7 @@ use super::registry::{AgentRegistry, AgentSession};
 use crate::convert;
 use crate::ctx::SharedCtx;
 use crate::metrics::EngineCluster;
-use crate::status::{Edit, transitions, update_status};
+use crate::status::{Edit, transitions};
 use crate::store::{ExecKey, phase_of};
 
 /// A command sent and not yet acknowledged.
@@ -372,27 +372,30 @@ impl Dispatcher {
         // resourceVersion, so of two replicas deciding on it exactly one commits, and a
         // replica that finds a newer version (a conflict) drops its decision and sends nothing.
         let decided_on = obj.resource_version();
-        let res = update_status(&self.ctx, key, |obj, st, now| {
-            let current = st.assignment.as_ref().map(|a| a.fencing_token);
-            if phase_of(obj).is_terminal()
-                || current != seen
-                || obj.resource_version() != decided_on
-            {
-                return Edit::Skip;
-            }
-            let token = current.unwrap_or(0) + 1;
-            st.assignment = Some(plan::assignment(
-                &session.agent_id,
-                &session.session_id,
-                token,
-                now,
-            ));
-            st.attempt = Some(st.attempt.unwrap_or(0) + 1);
-            let (state, message) = plan::assigned_state(&session.agent_id, lost);
-            transitions::set_condition(obj, st, conditions::dispatched(state, &message), now);
-            Edit::Write
-        })
-        .await;
+        let res = self
+            .ctx
+            .writer
+            .update(key, |obj, st, now| {
+                let current = st.assignment.as_ref().map(|a| a.fencing_token);
+                if phase_of(obj).is_terminal()
+                    || current != seen
+                    || obj.resource_version() != decided_on
+                {
+                    return Edit::Skip;
+                }
+                let token = current.unwrap_or(0) + 1;
+                st.assignment = Some(plan::assignment(
+                    &session.agent_id,
+                    &session.session_id,
+                    token,
+                    now,
+                ));
+                st.attempt = Some(st.attempt.unwrap_or(0) + 1);
+                let (state, message) = plan::assigned_state(&session.agent_id, lost);
+                transitions::set_condition(obj, st, conditions::dispatched(state, &message), now);
+                Edit::Write
+            })
+            .await;
         match res {
             Ok(Some(c)) => {
                 if seen.is_none() {
@@ -449,19 +452,22 @@ impl Dispatcher {
             .as_ref()
             .and_then(|s| s.assignment.as_ref())
             .map(|a| a.fencing_token);
-        let res = update_status(&self.ctx, key, |obj, st, now| {
-            // Another replica may have assigned it meanwhile: its Dispatched condition stands.
-            let current = st.assignment.as_ref().map(|a| a.fencing_token);
-            if phase_of(obj).is_terminal() || current != seen {
-                return Edit::Skip;
-            }
-            if transitions::set_condition(obj, st, update.clone(), now) {
-                Edit::Write
-            } else {
-                Edit::Skip
-            }
-        })
-        .await;
+        let res = self
+            .ctx
+            .writer
+            .update(key, |obj, st, now| {
+                // Another replica may have assigned it meanwhile: its Dispatched condition stands.
+                let current = st.assignment.as_ref().map(|a| a.fencing_token);
+                if phase_of(obj).is_terminal() || current != seen {
+                    return Edit::Skip;
+                }
+                if transitions::set_condition(obj, st, update.clone(), now) {
+                    Edit::Write
+                } else {
+                    Edit::Skip
+                }
+            })
+            .await;
         if let Err(e) = res {
             tracing::warn!(execution = %key, error = %e, "writing the Dispatched condition failed");
         }

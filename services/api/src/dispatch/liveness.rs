@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use wfe_core::Engine;
 
 use super::registry::AgentSession;
-use crate::ctx::SharedCtx;
 use crate::error::{is_already_exists, is_conflict};
 
 /// Label selecting the agent Leases.
@@ -126,9 +125,18 @@ impl Reflector {
     }
 }
 
-fn desired(ctx: &SharedCtx, s: &AgentSession) -> Lease {
+/// How this replica renews the Leases of the agents connected to it.
+#[derive(Debug, Clone)]
+pub struct Renewal {
+    /// Where the Leases live.
+    pub namespace: String,
+    /// How often they are renewed.
+    pub heartbeat_interval: Duration,
+}
+
+fn desired(liveness: &Liveness, namespace: &str, s: &AgentSession) -> Lease {
     let now = MicroTime(Timestamp::now());
-    let secs = ctx.config.lease_duration.as_secs_f64().ceil().max(1.0);
+    let secs = liveness.lease_duration.as_secs_f64().ceil().max(1.0);
     let annotations = [
         (AGENT_ID, s.agent_id.clone()),
         (AGENT_ENGINE, s.engine.as_str().to_owned()),
@@ -138,7 +146,7 @@ fn desired(ctx: &SharedCtx, s: &AgentSession) -> Lease {
     Lease {
         metadata: ObjectMeta {
             name: Some(lease_name(&s.agent_id)),
-            namespace: Some(ctx.config.namespace.clone()),
+            namespace: Some(namespace.to_owned()),
             labels: Some(
                 [
                     (COMPONENT.0.to_owned(), COMPONENT.1.to_owned()),
@@ -158,7 +166,7 @@ fn desired(ctx: &SharedCtx, s: &AgentSession) -> Lease {
             ..Default::default()
         },
         spec: Some(LeaseSpec {
-            holder_identity: Some(ctx.liveness.replica_id().to_owned()),
+            holder_identity: Some(liveness.replica_id().to_owned()),
             lease_duration_seconds: Some(secs as i32),
             renew_time: Some(now),
             ..Default::default()
@@ -166,27 +174,34 @@ fn desired(ctx: &SharedCtx, s: &AgentSession) -> Lease {
     }
 }
 
-/// Renews the Lease of every agent connected here, every heartbeat interval (and at once
+/// Renews the Lease of every agent `connected` here, every heartbeat interval (and at once
 /// when `poke` fires, so a new agent is visible to the other replicas quickly).
-pub async fn renew(ctx: SharedCtx, shutdown: CancellationToken) {
-    let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+pub async fn renew(
+    client: kube::Client,
+    liveness: Liveness,
+    renewal: Renewal,
+    connected: impl Fn() -> Vec<Arc<AgentSession>>,
+    poke: &tokio::sync::Notify,
+    shutdown: CancellationToken,
+) {
+    let api: Api<Lease> = Api::namespaced(client, &renewal.namespace);
     // The resourceVersion of our last write per Lease: the reflector may not have seen it yet.
     let mut written: HashMap<String, String> = HashMap::new();
-    let mut tick = tokio::time::interval(ctx.config.heartbeat_interval);
+    let mut tick = tokio::time::interval(renewal.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
-            _ = ctx.lease_poke.notified() => {}
+            _ = poke.notified() => {}
         }
         let mut agents: HashMap<String, Arc<AgentSession>> = HashMap::new();
-        for s in ctx.agents.all() {
+        for s in connected() {
             agents.insert(s.agent_id.clone(), s);
         }
         written.retain(|name, _| agents.keys().any(|a| lease_name(a) == *name));
         for s in agents.values() {
-            renew_one(&ctx, &api, s, &mut written).await;
+            renew_one(&liveness, &renewal.namespace, &api, s, &mut written).await;
         }
     }
 }
@@ -194,15 +209,16 @@ pub async fn renew(ctx: SharedCtx, shutdown: CancellationToken) {
 /// Replaces the Lease with the resourceVersion last seen (so a concurrent renewal by another
 /// replica wins cleanly), or creates it. Failures wait for the next tick.
 async fn renew_one(
-    ctx: &SharedCtx,
+    liveness: &Liveness,
+    namespace: &str,
     api: &Api<Lease>,
     s: &AgentSession,
     written: &mut HashMap<String, String>,
 ) {
-    let mut lease = desired(ctx, s);
+    let mut lease = desired(liveness, namespace, s);
     let name = lease_name(&s.agent_id);
     let seen = written.get(&name).cloned().or_else(|| {
-        ctx.liveness
+        liveness
             .store
             .state()
             .into_iter()

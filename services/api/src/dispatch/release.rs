@@ -19,7 +19,7 @@ use wfe_proto::agent::{self, SessionResponse, session_response::Message};
 use super::Dispatcher;
 use super::commands::{parse_release_id, release_id};
 use super::registry::{AgentSession, HeldPrimitive};
-use crate::status::audit_sync::audit_complete;
+use crate::audit::events::audit_complete;
 use crate::store::ExecKey;
 
 /// The longest time between two looks at the held primitives: releases are due minutes

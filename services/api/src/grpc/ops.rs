@@ -13,7 +13,7 @@ use crate::convert::{blocker_to_k8s, blocker_to_proto, execution_to_proto, ts};
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::execute::{decide, dispatch_state, history, validate};
-use crate::status::{self, Edit, transitions};
+use crate::status::{Edit, transitions};
 use crate::store::{ExecKey, phase_of};
 
 /// Upstream's minimum for a block-clearing reason (SOC2 CC7.4 audit trail).
@@ -40,29 +40,31 @@ pub async fn cancel(
     } else {
         r.reason.clone()
     };
-    let committed = status::update_status(ctx, &key, |obj, st, now| {
-        if phase_of(obj).is_terminal() {
-            return Edit::Skip;
-        }
-        if st.cancel_request.is_none() {
-            st.cancel_request = Some(k8s::CancelRequest {
-                requested_by: who.0.clone(),
-                reason: reason.clone(),
-                requested_at: Time(now),
-            });
-        }
-        if phase_of(obj) == Phase::Pending {
-            let msg = format!("cancelled by {}: {reason}", who.0);
-            transitions::mark_failed(
-                obj,
-                st,
-                FailureDetails::new(FailureReason::Cancelled, msg, false, now),
-                now,
-            );
-        }
-        Edit::Write
-    })
-    .await?;
+    let committed = ctx
+        .writer
+        .update(&key, |obj, st, now| {
+            if phase_of(obj).is_terminal() {
+                return Edit::Skip;
+            }
+            if st.cancel_request.is_none() {
+                st.cancel_request = Some(k8s::CancelRequest {
+                    requested_by: who.0.clone(),
+                    reason: reason.clone(),
+                    requested_at: Time(now),
+                });
+            }
+            if phase_of(obj) == Phase::Pending {
+                let msg = format!("cancelled by {}: {reason}", who.0);
+                transitions::mark_failed(
+                    obj,
+                    st,
+                    FailureDetails::new(FailureReason::Cancelled, msg, false, now),
+                    now,
+                );
+            }
+            Edit::Write
+        })
+        .await?;
     let latest = ctx
         .index
         .get(&key)
@@ -157,30 +159,32 @@ pub async fn clear_block(
         name: blocker.execution.clone(),
     };
     let reason = r.reason.clone();
-    let committed = status::update_status(ctx, &key, |_, st, now| {
-        // The first attribution wins, as upstream's webhook keeps the old clearedBy.
-        if st
-            .block_clearance
-            .as_ref()
-            .is_some_and(|b| !b.cleared_by.is_empty())
-        {
-            return Edit::Skip;
-        }
-        st.block_clearance = Some(k8s::BlockClearance {
-            cleared_by: who.0.clone(),
-            clear_reason: reason.clone(),
-            cleared_at: Time(now),
-            clear_method: "APIEndpoint".to_owned(),
-        });
-        Edit::Write
-    })
-    .await?;
+    let committed = ctx
+        .writer
+        .update(&key, |_, st, now| {
+            // The first attribution wins, as upstream's webhook keeps the old clearedBy.
+            if st
+                .block_clearance
+                .as_ref()
+                .is_some_and(|b| !b.cleared_by.is_empty())
+            {
+                return Edit::Skip;
+            }
+            st.block_clearance = Some(k8s::BlockClearance {
+                cleared_by: who.0.clone(),
+                clear_reason: reason.clone(),
+                cleared_at: Time(now),
+                clear_method: "APIEndpoint".to_owned(),
+            });
+            Edit::Write
+        })
+        .await?;
     if let Some(c) = &committed {
         let kind = AuditKind::BlockCleared {
             by: who.0.clone(),
             reason: reason.clone(),
         };
-        status::audit_sync::record(ctx, &c.obj, &[kind]).await;
+        crate::audit::recorder::record(ctx, &c.obj, &[kind]).await;
         tracing::info!(execution = %key, cleared_by = %who.0, target_resource = %target, "block cleared");
     }
     let obj = ctx.index.get(&key).ok_or_else(|| Error::NotFound {

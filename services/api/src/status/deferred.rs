@@ -20,8 +20,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 use wfe_k8s::{WorkflowExecution, WorkflowExecutionStatus};
 
-use super::flush_deferred;
-use crate::ctx::SharedCtx;
+use super::StatusWriter;
 use crate::store::ExecKey;
 
 /// An edit that can be applied again to a fresher object; returns whether it changed the
@@ -115,12 +114,12 @@ impl Deferred {
 }
 
 /// Flushes edits whose window ended, and everything at shutdown.
-pub async fn run(ctx: SharedCtx, shutdown: CancellationToken) {
+pub async fn run(writer: Arc<StatusWriter>, shutdown: CancellationToken) {
     loop {
-        let (keys, next) = ctx.deferred.due(Some(Instant::now()));
+        let (keys, next) = writer.deferred.due(Some(Instant::now()));
         for key in keys {
-            let ctx = ctx.clone();
-            tokio::spawn(async move { flush(&ctx, &key).await });
+            let writer = writer.clone();
+            tokio::spawn(async move { flush(&writer, &key).await });
         }
         let sleep = next.map_or(Duration::from_secs(3600), |n| {
             n.saturating_duration_since(Instant::now())
@@ -128,17 +127,17 @@ pub async fn run(ctx: SharedCtx, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(sleep) => {}
-            _ = ctx.deferred.wake.notified() => {}
+            _ = writer.deferred.wake.notified() => {}
         }
     }
-    let (keys, _) = ctx.deferred.due(None);
-    futures::future::join_all(keys.iter().map(|k| flush(&ctx, k))).await;
+    let (keys, _) = writer.deferred.due(None);
+    futures::future::join_all(keys.iter().map(|k| flush(&writer, k))).await;
 }
 
 /// A write carrying only the deferred edits of `key`.
-async fn flush(ctx: &SharedCtx, key: &ExecKey) {
-    if let Err(e) = flush_deferred(ctx, key).await {
+async fn flush(writer: &StatusWriter, key: &ExecKey) {
+    if let Err(e) = writer.flush_deferred(key).await {
         tracing::warn!(execution = %key, error = %e, "writing deferred status edits failed; they are recovered later");
-        ctx.deferred.forget(key);
+        writer.deferred.forget(key);
     }
 }

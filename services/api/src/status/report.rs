@@ -9,7 +9,7 @@ use wfe_k8s::workflow_execution as k8s;
 use wfe_proto::agent::{PrimitivePhase, StatusReport};
 use wfe_proto::v1;
 
-use super::{Edit, transitions, update_status};
+use super::{Edit, transitions};
 use crate::convert::{failure_reason_from_proto, from_ts};
 use crate::ctx::Ctx;
 use crate::store::{ExecKey, phase_of};
@@ -81,21 +81,23 @@ pub async fn apply(ctx: &Ctx, who: &Reporter, r: StatusReport) -> Result<(), Ref
                 && !phase_of(obj).is_terminal()
                 && matches!(edit(obj, status, &r, now), Edit::Write)
         };
-        ctx.deferred.defer(&key, std::sync::Arc::new(edit), window);
+        ctx.writer.defer(&key, std::sync::Arc::new(edit), window);
         return Ok(());
     }
     let mut refused = None;
-    let res = update_status(ctx, &key, |obj, status, now| {
-        if let Err(e) = check(obj, who, &r) {
-            refused = Some(e);
-            return Edit::Skip;
-        }
-        if phase_of(obj).is_terminal() {
-            return Edit::Skip;
-        }
-        edit(obj, status, &r, now)
-    })
-    .await;
+    let res = ctx
+        .writer
+        .update(&key, |obj, status, now| {
+            if let Err(e) = check(obj, who, &r) {
+                refused = Some(e);
+                return Edit::Skip;
+            }
+            if phase_of(obj).is_terminal() {
+                return Edit::Skip;
+            }
+            edit(obj, status, &r, now)
+        })
+        .await;
     if let Err(e) = res {
         tracing::warn!(execution = %key, error = %e, "applying a status report failed");
     }

@@ -75,6 +75,7 @@ impl std::fmt::Debug for IntentJournal {
 }
 
 /// An intent in flight; done when dropped.
+#[derive(Debug)]
 pub struct IntentGuard {
     journal: Arc<IntentJournal>,
 }

@@ -3,7 +3,7 @@
 //!
 //! Events are recorded after the status write that made the transition has committed, once
 //! per transition; the event id is stable (hash of execution UID and event type), so a
-//! regenerated event (see [`crate::status::audit_sync`]) is dropped by the sink or receiver.
+//! regenerated event (see [`recorder`]) is dropped by the sink or receiver.
 //! Which events were recorded is kept in the AuditRecorded condition of the execution.
 
 use std::sync::Arc;
@@ -18,7 +18,11 @@ use wfe_core::{FailureDetails, FailureReason};
 use wfe_k8s::WorkflowExecution;
 
 use crate::config::{AuditSinkKind, Config};
-use crate::status::intents::{Intent, IntentJournal};
+use intents::{Intent, IntentJournal};
+
+pub mod events;
+pub mod intents;
+pub mod recorder;
 
 /// What happened to an execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
