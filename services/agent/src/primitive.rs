@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use wfe_core::failure::{FailureDetails, FailureReason};
+use wfe_core::failure::FailureDetails;
 use wfe_core::naming::sanitize_label_value;
 use wfe_k8s::labels;
 use wfe_proto::agent::{Assign, Cancel, ExecutionKey, PrimitivePhase, StatusReport};
@@ -215,28 +215,10 @@ pub fn to_proto_duration(d: Duration) -> prost_types::Duration {
     }
 }
 
-/// The protocol's enum value of a failure reason.
-pub fn reason_to_proto(r: FailureReason) -> pb::FailureReason {
-    use pb::FailureReason as P;
-    match r {
-        FailureReason::OOMKilled => P::OomKilled,
-        FailureReason::DeadlineExceeded => P::DeadlineExceeded,
-        FailureReason::Forbidden => P::Forbidden,
-        FailureReason::ResourceExhausted => P::ResourceExhausted,
-        FailureReason::ConfigurationError => P::ConfigurationError,
-        FailureReason::ImagePullBackOff => P::ImagePullBackOff,
-        FailureReason::TaskFailed => P::TaskFailed,
-        FailureReason::UnsupportedEngine => P::UnsupportedEngine,
-        FailureReason::Cancelled => P::Cancelled,
-        FailureReason::AgentLost => P::AgentLost,
-        FailureReason::Unknown => P::Unknown,
-    }
-}
-
 /// Converts failure details to the wire type.
 pub fn failure_to_proto(d: &FailureDetails) -> pb::FailureDetails {
     pb::FailureDetails {
-        reason: reason_to_proto(d.reason) as i32,
+        reason: pb::FailureReason::from(d.reason) as i32,
         message: d.message.clone(),
         failed_task_index: d.failed_task_index.unwrap_or(0),
         failed_task_name: d.failed_task_name.clone().unwrap_or_default(),

@@ -11,7 +11,7 @@ use wfe_core::model::{
     Dependencies, ExecutionConfig, RemediationRequestRef, Resources, WorkflowRef,
 };
 use wfe_core::validate::fields;
-use wfe_core::{ExecutionRequest, FailureReason, FieldViolation, Phase, ValidatedRequest};
+use wfe_core::{ExecutionRequest, FieldViolation, Phase, ValidatedRequest};
 use wfe_k8s::WorkflowExecution;
 use wfe_k8s::workflow_execution as k8s;
 use wfe_proto::v1;
@@ -243,42 +243,6 @@ pub fn phase_from_proto(p: v1::Phase) -> Option<Phase> {
     })
 }
 
-/// Proto failure reason.
-pub fn failure_reason_to_proto(r: FailureReason) -> v1::FailureReason {
-    use v1::FailureReason as P;
-    match r {
-        FailureReason::OOMKilled => P::OomKilled,
-        FailureReason::DeadlineExceeded => P::DeadlineExceeded,
-        FailureReason::Forbidden => P::Forbidden,
-        FailureReason::ResourceExhausted => P::ResourceExhausted,
-        FailureReason::ConfigurationError => P::ConfigurationError,
-        FailureReason::ImagePullBackOff => P::ImagePullBackOff,
-        FailureReason::TaskFailed => P::TaskFailed,
-        FailureReason::UnsupportedEngine => P::UnsupportedEngine,
-        FailureReason::Cancelled => P::Cancelled,
-        FailureReason::AgentLost => P::AgentLost,
-        FailureReason::Unknown => P::Unknown,
-    }
-}
-
-/// Domain failure reason of a proto one (UNSPECIFIED → Unknown).
-pub fn failure_reason_from_proto(r: v1::FailureReason) -> FailureReason {
-    use v1::FailureReason as P;
-    match r {
-        P::OomKilled => FailureReason::OOMKilled,
-        P::DeadlineExceeded => FailureReason::DeadlineExceeded,
-        P::Forbidden => FailureReason::Forbidden,
-        P::ResourceExhausted => FailureReason::ResourceExhausted,
-        P::ConfigurationError => FailureReason::ConfigurationError,
-        P::ImagePullBackOff => FailureReason::ImagePullBackOff,
-        P::TaskFailed => FailureReason::TaskFailed,
-        P::UnsupportedEngine => FailureReason::UnsupportedEngine,
-        P::Cancelled => FailureReason::Cancelled,
-        P::AgentLost => FailureReason::AgentLost,
-        P::Unknown | P::Unspecified => FailureReason::Unknown,
-    }
-}
-
 /// Proto block reason of its wire name.
 pub fn block_reason_to_proto(s: &str) -> v1::BlockReason {
     use v1::BlockReason as B;
@@ -452,9 +416,9 @@ pub fn primitive_to_proto(r: &k8s::ExecutionRef) -> v1::PrimitiveReference {
 }
 
 fn failure_to_proto(f: &k8s::FailureDetails) -> v1::FailureDetails {
-    let reason = FailureReason::parse(&f.reason).unwrap_or(FailureReason::Unknown);
+    let reason = f.reason;
     v1::FailureDetails {
-        reason: failure_reason_to_proto(reason) as i32,
+        reason: v1::FailureReason::from(reason) as i32,
         message: f.message.clone(),
         failed_task_index: f.failed_task_index,
         failed_task_name: f.failed_task_name.clone(),
@@ -540,8 +504,7 @@ pub fn record_of(w: &WorkflowExecution) -> wfe_core::ExecutionRecord {
             .map(|t| t.0)
             .unwrap_or(Timestamp::UNIX_EPOCH),
         completed_at: s.and_then(|s| s.completion_time.as_ref()).map(|t| t.0),
-        failure_reason: fd
-            .map(|f| FailureReason::parse(&f.reason).unwrap_or(FailureReason::Unknown)),
+        failure_reason: fd.map(|f| f.reason),
         was_execution_failure: fd.is_some_and(|f| f.was_execution_failure),
         block_cleared: s.is_some_and(|s| s.block_clearance.is_some()),
         // metav1.Time keeps whole seconds: within one second, the API server's write

@@ -74,12 +74,10 @@ pub struct Change {
 
 /// The phase of an execution; an unset phase is Pending (just created).
 pub fn phase_of(obj: &WorkflowExecution) -> Phase {
-    let s = obj
-        .status
+    obj.status
         .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("");
-    Phase::parse(s).unwrap_or(Phase::Pending)
+        .and_then(|s| s.phase)
+        .unwrap_or(Phase::Pending)
 }
 
 fn rv_of(obj: &WorkflowExecution) -> Option<u64> {
@@ -544,7 +542,7 @@ mod tests {
         let mut w = wfe(name, rv, "t");
         let done = jiff::Timestamp::from_second(done_at).unwrap();
         w.status = Some(wfe_k8s::WorkflowExecutionStatus {
-            phase: Some("Completed".into()),
+            phase: Some(Phase::Completed),
             completion_time: Some(Time(done)),
             execution_ref: Some(Default::default()),
             ..Default::default()

@@ -94,7 +94,7 @@ async fn complete_without_audit(api: &Api<WorkflowExecution>, name: &str) {
     let mut obj = api.get(name).await.unwrap();
     let now = jiff::Timestamp::now();
     let st = obj.status.get_or_insert_with(Default::default);
-    st.phase = Some("Completed".into());
+    st.phase = Some(wfe_core::Phase::Completed);
     st.start_time = Some(Time(now - jiff::SignedDuration::from_secs(30)));
     st.completion_time = Some(Time(now));
     st.duration = Some("30s".into());

@@ -26,7 +26,8 @@ fn has(e: &WorkflowExecution, condition: &str) -> bool {
 fn phase_of(e: &WorkflowExecution) -> String {
     e.status
         .as_ref()
-        .and_then(|s| s.phase.clone())
+        .and_then(|s| s.phase)
+        .map(|p| p.as_str().to_owned())
         .unwrap_or_default()
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Nothing here does I/O, reads a clock or draws a random number: callers pass `now`
 //! (a [`jiff::Timestamp`]) and a jitter source, so every rule has a table test and the API
-//! server, the agents and the sandbox all decide the same way.
+//! server and the agents decide the same way. (The sandbox does not use it, by design: the
+//! test bed depends on none of the product's crates, so it cannot share their bugs.)
 //!
 //! ```text
 //!  ExecuteWorkflow / Preflight                    agent status report

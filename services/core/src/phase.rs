@@ -3,9 +3,13 @@
 //! ```text
 //! Pending ──► Running ──► Completed
 //!    │           └──────► Failed
-//!    ├──────────────────► Failed   (pre-execution failure)
+//!    ├──────────────────► Completed (it ran and finished between two looks: the one
+//!    │                               write records its start too)
+//!    ├──────────────────► Failed   (pre-execution failure, or ran and failed as above)
 //!    └──────────────────► Skipped  (admission blocked it)
 //! ```
+//!
+//! The status writer of workflow-api applies [`transition`] to every status write.
 //!
 //! A "transition" to the current phase is a no-op, terminal phases included: agents report
 //! at least once, so a repeated terminal report is normal and must not look like an error.
@@ -39,7 +43,7 @@ pub fn transition(from: Phase, to: Phase) -> Result<Transition, InvalidTransitio
         return Ok(Transition::NoOp);
     }
     match (from, to) {
-        (Pending, Running | Failed | Skipped) | (Running, Completed | Failed) => {
+        (Pending, Running | Completed | Failed | Skipped) | (Running, Completed | Failed) => {
             Ok(Transition::Changed)
         }
         _ => Err(InvalidTransition { from, to }),
@@ -57,7 +61,7 @@ mod tests {
         use Transition::{Changed as C, NoOp as N};
         let table: [(Phase, [Option<Transition>; 5]); 5] = [
             //            Pending   Running   Completed Failed    Skipped
-            (Pending, [Some(N), Some(C), None, Some(C), Some(C)]),
+            (Pending, [Some(N), Some(C), Some(C), Some(C), Some(C)]),
             (Running, [None, Some(N), Some(C), Some(C), None]),
             (Completed, [None, None, Some(N), None, None]),
             (Failed, [None, None, None, Some(N), None]),

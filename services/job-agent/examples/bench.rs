@@ -320,9 +320,11 @@ async fn watch_executions(client: kube::Client, times: Shared) {
         if status.assignment.is_some() {
             first(&mut t.assigned, uid.clone());
         }
-        match status.phase.as_deref() {
-            Some("Running") => first(&mut t.running, uid),
-            Some("Completed" | "Failed") => first(&mut t.completed, uid),
+        match status.phase {
+            Some(wfe_core::Phase::Running) => first(&mut t.running, uid),
+            Some(wfe_core::Phase::Completed | wfe_core::Phase::Failed) => {
+                first(&mut t.completed, uid)
+            }
             _ => {}
         }
     }

@@ -163,7 +163,7 @@ pub struct WorkflowExecutionStatus {
     /// `Pending`, `Running`, `Completed`, `Failed` or `Skipped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "phase_schema")]
-    pub phase: Option<String>,
+    pub phase: Option<wfe_core::Phase>,
     /// When the workflow started running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
@@ -184,7 +184,8 @@ pub struct WorkflowExecutionStatus {
     pub summary: Option<ExecutionSummary>,
     /// Mirror of failureDetails.reason, which RemediationOrchestrator reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_reason: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub failure_reason: Option<wfe_core::FailureReason>,
     /// Set when the phase is Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_details: Option<FailureDetails>,
@@ -258,7 +259,7 @@ pub struct FailureDetails {
     /// ConfigurationError, ImagePullBackOff, TaskFailed, UnsupportedEngine, Cancelled,
     /// AgentLost, Unknown).
     #[schemars(schema_with = "failure_reason_schema")]
-    pub reason: String,
+    pub reason: wfe_core::FailureReason,
     /// What happened.
     pub message: String,
     /// Index of the failed task (Tekton).

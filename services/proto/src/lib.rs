@@ -29,6 +29,8 @@ pub mod kubernaut {
     }
 }
 
+mod domain;
+
 pub use kubernaut::workflowexecution::agent::v1 as agent;
 pub use kubernaut::workflowexecution::v1;
 

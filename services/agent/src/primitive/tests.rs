@@ -1,4 +1,5 @@
 use super::*;
+use wfe_core::FailureReason;
 use wfe_proto::v1::WorkflowReference;
 
 fn assign() -> Assign {

@@ -46,7 +46,7 @@ pub fn terminal_kind(status: &WorkflowExecutionStatus, phase: Phase) -> Option<A
             let cancelled = status
                 .failure_details
                 .as_ref()
-                .is_some_and(|f| f.reason == FailureReason::Cancelled.as_str());
+                .is_some_and(|f| f.reason == FailureReason::Cancelled);
             Some(match (cancelled, status.cancel_request.clone()) {
                 (true, Some(r)) => AuditKind::Cancelled {
                     by: r.requested_by,

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wfe_audit::event as ev;
 use wfe_audit::{AuditConfig, AuditEvent, AuditStats, Auditor, ExecutionFacts, SinkConfig};
-use wfe_core::{FailureDetails, FailureReason};
+use wfe_core::FailureDetails;
 use wfe_k8s::WorkflowExecution;
 
 use crate::config::{AuditSinkKind, Config};
@@ -167,7 +167,11 @@ pub fn facts(exec: &WorkflowExecution) -> ExecutionFacts {
         container_image: spec.workflow_ref.container_image.clone(),
         target_resource: spec.target_resource.clone(),
         parameters: spec.parameters.clone().into_iter().collect(),
-        phase: status.phase.clone().unwrap_or_else(|| "Pending".into()),
+        phase: status
+            .phase
+            .unwrap_or(wfe_core::Phase::Pending)
+            .as_str()
+            .to_owned(),
         started_at: status.start_time.as_ref().map(|t| t.0),
         completed_at: status.completion_time.as_ref().map(|t| t.0),
         primitive_name: status.execution_ref.as_ref().map(|r| r.name.clone()),
@@ -205,7 +209,7 @@ pub fn event(exec: &WorkflowExecution, kind: &AuditKind) -> AuditEvent {
 
 fn failure(exec: &WorkflowExecution) -> Option<FailureDetails> {
     let f = exec.status.as_ref()?.failure_details.as_ref()?;
-    let reason = FailureReason::parse(&f.reason).unwrap_or(FailureReason::Unknown);
+    let reason = f.reason;
     let mut d = FailureDetails::new(
         reason,
         f.message.clone(),

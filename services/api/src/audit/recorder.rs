@@ -89,7 +89,7 @@ fn record_terminal_metrics(ctx: &Ctx, c: &Committed) {
     let cancelled = status
         .failure_details
         .as_ref()
-        .is_some_and(|f| f.reason == FailureReason::Cancelled.as_str());
+        .is_some_and(|f| f.reason == FailureReason::Cancelled);
     let outcome = if cancelled {
         "Cancelled"
     } else {

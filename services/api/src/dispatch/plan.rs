@@ -277,7 +277,7 @@ mod tests {
         w.metadata.namespace = Some("ns".into());
         w.metadata.creation_timestamp = Some(Time(Timestamp::from_second(1_000).unwrap()));
         w.status = phase.map(|p| WorkflowExecutionStatus {
-            phase: Some(p.into()),
+            phase: Some(Phase::parse(p).unwrap()),
             assignment: agent.map(|(id, acked)| k8s::Assignment {
                 acknowledged: acked,
                 ..assignment(id, "s-1", 3, Timestamp::from_second(1_000).unwrap())

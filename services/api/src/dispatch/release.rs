@@ -159,7 +159,7 @@ mod tests {
             ));
         }
         w.status = Some(wfe_k8s::WorkflowExecutionStatus {
-            phase: Some("Completed".into()),
+            phase: Some(wfe_core::Phase::Completed),
             completion_time: Some(Time(done)),
             execution_ref: Some(k8s::ExecutionRef {
                 name: "job-1".into(),

@@ -263,6 +263,13 @@ impl StatusWriter {
                 }
             };
             let from = phase_of(&current);
+            let to = status.phase.unwrap_or(Phase::Pending);
+            // The phase machine of wfe-core is the only judge of a phase change: this is
+            // the one path to the status subresource, so no edit can skip it.
+            if let Err(refused) = wfe_core::phase::transition(from, to) {
+                tracing::error!(execution = %key, %refused, "a status edit broke the phase machine; not written");
+                return Err(Error::Internal(format!("{key}: {refused}")));
+            }
             let mut next = current.clone();
             next.status = Some(status);
             let intent = self.list_audit(key, &current, &mut next, from, now).await;

@@ -10,7 +10,7 @@ use wfe_proto::agent::{PrimitivePhase, StatusReport};
 use wfe_proto::v1;
 
 use super::{Edit, transitions};
-use crate::convert::{failure_reason_from_proto, from_ts};
+use crate::convert::from_ts;
 use crate::ctx::Ctx;
 use crate::store::{ExecKey, phase_of};
 
@@ -248,7 +248,7 @@ fn failure_of(r: &StatusReport, started: bool, at: Timestamp) -> FailureDetails 
         };
         return FailureDetails::new(FailureReason::Unknown, msg, started, at);
     };
-    let reason = failure_reason_from_proto(
+    let reason = FailureReason::from(
         v1::FailureReason::try_from(f.reason).unwrap_or(v1::FailureReason::Unknown),
     );
     let mut d = FailureDetails::new(
@@ -277,7 +277,7 @@ mod tests {
     fn a_missing_primitive_after_a_cancel_request_is_a_cancellation() {
         let mut w = obj(1);
         let status = w.status.as_mut().unwrap();
-        status.phase = Some("Running".into());
+        status.phase = Some(Phase::Running);
         status.execution_ref = Some(Default::default());
         status.cancel_request = Some(k8s::CancelRequest {
             requested_by: "alice".into(),
@@ -294,7 +294,7 @@ mod tests {
             Edit::Write
         ));
         let details = status.failure_details.expect("failed");
-        assert_eq!(details.reason, "Cancelled");
+        assert_eq!(details.reason, FailureReason::Cancelled);
         assert_eq!(details.message, "cancelled by alice: wrong node");
     }
 

@@ -1,5 +1,7 @@
 //! Status edits for each step of the lifecycle. Pure functions over the status being written;
-//! the decisions themselves (phase machine, conditions, failure taxonomy) come from core.
+//! conditions and the failure taxonomy come from core. Each edit sets only phases its step
+//! may reach; the phase machine itself (`wfe_core::phase::transition`) is applied once, by
+//! the status writer, to every write (see [`super`]).
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -29,7 +31,7 @@ pub fn set_condition(
 }
 
 fn set_phase(obj: &WorkflowExecution, status: &mut WorkflowExecutionStatus, phase: Phase) {
-    status.phase = Some(phase.as_str().to_owned());
+    status.phase = Some(phase);
     status.observed_generation = Some(generation(obj));
 }
 
@@ -203,14 +205,14 @@ pub fn mark_failed(
     set_condition(obj, status, conditions::ready(false), now);
     set_phase(obj, status, Phase::Failed);
     status.message = Some(format!("{}: {}", details.reason, details.message));
-    status.failure_reason = Some(details.reason.as_str().to_owned());
+    status.failure_reason = Some(details.reason);
     status.failure_details = Some(failure_to_k8s(&details));
 }
 
 /// The resource form of core failure details.
 pub fn failure_to_k8s(d: &FailureDetails) -> k8s::FailureDetails {
     k8s::FailureDetails {
-        reason: d.reason.as_str().to_owned(),
+        reason: d.reason,
         message: d.message.clone(),
         failed_task_index: d.failed_task_index.unwrap_or(0),
         failed_task_name: d.failed_task_name.clone().unwrap_or_default(),
@@ -244,7 +246,7 @@ mod tests {
         mark_running(&w, &mut s, None, Some(t0), "Running", t0);
         let t1 = Timestamp::from_second(1_090).unwrap();
         mark_completed(&w, &mut s, Some(t1), t1);
-        assert_eq!(s.phase.as_deref(), Some("Completed"));
+        assert_eq!(s.phase, Some(Phase::Completed));
         assert_eq!(s.duration.as_deref(), Some("1m30s"));
         let types: Vec<_> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["ExecutionRunning", "ExecutionComplete", "Ready"]);
@@ -261,7 +263,7 @@ mod tests {
             FailureDetails::new(FailureReason::Cancelled, "by op", false, now),
             now,
         );
-        assert_eq!(s.failure_reason.as_deref(), Some("Cancelled"));
+        assert_eq!(s.failure_reason, Some(wfe_core::FailureReason::Cancelled));
         assert!(s.conditions.iter().all(|c| c.type_ != "ExecutionComplete"));
         assert!(s.duration.is_none());
         assert!(
