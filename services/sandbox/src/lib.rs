@@ -69,22 +69,14 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod access;
-pub mod api;
 pub mod controllers;
-pub mod error;
-mod gc;
-pub mod jsonpath;
-pub mod lifecycle;
-pub mod meta;
-pub mod objects;
-pub mod patch;
-pub mod persist;
-pub mod quota;
-pub mod resources;
-pub mod schema;
-pub mod selector;
-pub mod store;
+pub mod http;
+pub mod machinery;
+pub mod registry;
+pub mod storage;
+
+/// Bearer tokens and RBAC, public for the binaries' `--authorization-mode` flags.
+pub use http::access;
 
 mod sandbox;
 

@@ -9,10 +9,10 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, App};
-use crate::persist::{PersistError, Persistence};
-use crate::resources::Registry;
-use crate::store::{ObjKey, ResKey, Store};
+use crate::http::{self, App};
+use crate::registry::resources::Registry;
+use crate::storage::persist::{PersistError, Persistence};
+use crate::storage::{ObjKey, ResKey, Store};
 
 /// How a sandbox instance is set up.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct SandboxConfig {
     /// Multiplies every simulated controller delay, `SANDBOX_DURATION` included (0 = instant).
     pub time_scale: f64,
     /// Bearer tokens and RBAC; None serves every request (the default).
-    pub access: Option<crate::access::Access>,
+    pub access: Option<crate::http::access::Access>,
 }
 
 impl Default for SandboxConfig {
@@ -104,7 +104,7 @@ impl Sandbox {
             .map(|_| format!("loopback-{}", uuid::Uuid::new_v4().simple()));
         let access = config.access.clone().map(|mut access| {
             if let Some(token) = &loopback_token {
-                access.add_token(token, "system:apiserver", &[crate::access::MASTERS]);
+                access.add_token(token, "system:apiserver", &[crate::http::access::MASTERS]);
             }
             access
         });
@@ -130,7 +130,7 @@ impl Sandbox {
         }
         let (gc_tx, gc_rx) = tokio::sync::mpsc::unbounded_channel();
         store.add_sink(gc_tx);
-        let gc = tokio::spawn(crate::gc::run(app.clone(), gc_rx));
+        let gc = tokio::spawn(crate::registry::gc::run(app.clone(), gc_rx));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SandboxError::Bind {
@@ -141,7 +141,7 @@ impl Sandbox {
             addr: config.listen,
             source,
         })?;
-        let router = api::router(app.clone());
+        let router = http::router(app.clone());
         let token = app.shutdown.clone();
         let server = tokio::spawn(async move {
             use axum::serve::ListenerExt;
@@ -251,14 +251,14 @@ fn start_controllers(
 
 fn client_for(addr: SocketAddr, token: Option<&str>) -> Result<kube::Client, kube::Error> {
     let bad = |e: Box<dyn std::error::Error + Send + Sync>| kube::Error::Service(e);
-    let uri: http::Uri = format!("http://{addr}")
+    let uri: ::http::Uri = format!("http://{addr}")
         .parse()
         .map_err(|e| bad(Box::new(e)))?;
     let mut config = kube::Config::new(uri);
     if let Some(token) = token {
-        let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        let value = ::http::HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|e| bad(Box::new(e)))?;
-        config.headers.push((http::header::AUTHORIZATION, value));
+        config.headers.push((::http::header::AUTHORIZATION, value));
     }
     kube::Client::try_from(config)
 }
@@ -268,9 +268,9 @@ fn restore_registry(app: &App) {
     let res = ResKey::new("apiextensions.k8s.io", "customresourcedefinitions");
     let (items, _, _) = app.store.list(&res, None, None, None, &|_| true);
     for crd in items {
-        let name = crate::meta::meta_str(&crd, "name").unwrap_or_default();
+        let name = crate::machinery::meta::meta_str(&crd, "name").unwrap_or_default();
         app.registry
-            .set_crd(name, crate::resources::crd::resources(&crd));
+            .set_crd(name, crate::registry::resources::crd::resources(&crd));
     }
 }
 
@@ -290,13 +290,13 @@ fn bootstrap(app: &App, crds: &[Value]) -> Result<(), SandboxError> {
         }
         let obj =
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        let obj = crate::objects::prepare_create(app, &ns_info, None, obj)
+        let obj = crate::registry::objects::prepare_create(app, &ns_info, None, obj)
             .map_err(|e| SandboxError::Crd(e.message))?;
         if let Ok(stored) = app
             .store
             .create(&ns_info.storage(), &ObjKey::new("", ns), obj)
         {
-            crate::objects::after_write(app, &ns_info, &stored);
+            crate::registry::objects::after_write(app, &ns_info, &stored);
         }
     }
     for crd in crds {
@@ -311,24 +311,24 @@ pub fn install_crd(app: &App, crd: Value) -> Result<(), SandboxError> {
         .registry
         .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         .ok_or_else(|| SandboxError::Crd("CRDs not served".into()))?;
-    let name = crate::meta::meta_str(&crd, "name")
+    let name = crate::machinery::meta::meta_str(&crd, "name")
         .unwrap_or_default()
         .to_string();
     let key = ObjKey::new("", &name);
     let stored = match app.store.get(&info.storage(), &key) {
         Some(cur) => {
-            let next = crate::objects::prepare_update(&info, None, &cur, crd)
+            let next = crate::registry::objects::prepare_update(&info, None, &cur, crd)
                 .map_err(|e| SandboxError::Crd(e.message))?;
             app.store
-                .update(&info.storage(), &key, crate::store::object_rv(&cur), next)
+                .update(&info.storage(), &key, crate::storage::object_rv(&cur), next)
         }
         None => {
-            let obj = crate::objects::prepare_create(app, &info, None, crd)
+            let obj = crate::registry::objects::prepare_create(app, &info, None, crd)
                 .map_err(|e| SandboxError::Crd(e.message))?;
             app.store.create(&info.storage(), &key, obj)
         }
     }
     .map_err(|e| SandboxError::Crd(format!("{name}: {e}")))?;
-    crate::objects::after_write(app, &info, &stored);
+    crate::registry::objects::after_write(app, &info, &stored);
     Ok(())
 }

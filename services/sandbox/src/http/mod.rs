@@ -3,6 +3,7 @@
 //! One fallback handler parses the path itself because Kubernetes paths have a variable shape
 //! (`/api/v1/...` vs `/apis/{group}/{version}/...`, namespaced or not, optional subresource).
 
+pub mod access;
 mod discovery;
 mod openapi;
 mod protobuf;
@@ -23,10 +24,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::access;
-use crate::error::{ApiError, ApiResult};
-use crate::resources::{Registry, ResourceInfo};
-use crate::store::Store;
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::registry::resources::{Registry, ResourceInfo};
+use crate::storage::Store;
 
 /// Largest request body accepted (the real server's limit is 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -43,9 +43,9 @@ pub struct App {
     /// Cancelled on shutdown; ends open watches so the server can stop.
     pub shutdown: CancellationToken,
     /// ResourceQuota object counts, checked on create.
-    pub quota: crate::quota::QuotaAdmission,
+    pub quota: crate::registry::quota::QuotaAdmission,
     /// Tokens and RBAC; None serves everyone.
-    pub access: Option<crate::access::Access>,
+    pub access: Option<crate::http::access::Access>,
 }
 
 /// The axum router serving the whole API.

@@ -4,12 +4,12 @@
 
 use serde_json::{Value, json};
 
-use crate::api::App;
-use crate::error::{ApiError, ApiResult, Cause};
-use crate::meta::{self, meta_str, remove_meta, set_meta};
-use crate::resources::{ResourceInfo, crd};
-use crate::schema;
-use crate::store::{Obj, ObjKey, ResKey};
+use crate::http::App;
+use crate::machinery::error::{ApiError, ApiResult, Cause};
+use crate::machinery::meta::{self, meta_str, remove_meta, set_meta};
+use crate::registry::resources::{ResourceInfo, crd};
+use crate::registry::schema;
+use crate::storage::{Obj, ObjKey, ResKey};
 
 /// Metadata fields clients may not set on create.
 const SERVER_SET: &[&str] = &[

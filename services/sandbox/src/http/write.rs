@@ -7,12 +7,12 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{App, Req, Target, json_response, object_response, present};
-use crate::error::{ApiError, ApiResult, Cause};
-use crate::lifecycle::{self, DeleteOpts, Deleted, Propagation};
-use crate::meta::{self, meta_str, set_meta};
-use crate::objects;
-use crate::patch::{self, PatchKind};
-use crate::store::{Obj, ObjKey, StoreError, object_rv};
+use crate::machinery::error::{ApiError, ApiResult, Cause};
+use crate::machinery::meta::{self, meta_str, set_meta};
+use crate::machinery::patch::{self, PatchKind};
+use crate::registry::lifecycle::{self, DeleteOpts, Deleted, Propagation};
+use crate::registry::objects;
+use crate::storage::{Obj, ObjKey, StoreError, object_rv};
 
 /// Parse a request body into a JSON object (YAML accepted when the Content-Type says so).
 fn parse_object(req: &Req) -> ApiResult<Value> {

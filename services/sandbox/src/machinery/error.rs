@@ -248,7 +248,7 @@ pub(crate) fn qualified(resource: &str, group: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        crate::api::json_response(code, &self.to_status())
+        crate::http::json_response(code, &self.to_status())
     }
 }
 

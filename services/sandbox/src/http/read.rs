@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{App, Req, Target, json_response, object_response, present, table};
-use crate::error::{ApiError, ApiResult};
-use crate::resources::ResourceInfo;
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{Obj, ObjKey};
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::machinery::selector::{FieldSelector, LabelSelector};
+use crate::registry::resources::ResourceInfo;
+use crate::storage::{Obj, ObjKey};
 
 /// GET one object.
 pub fn get(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {

@@ -3,10 +3,10 @@
 
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ApiResult};
-use crate::meta::{has_finalizers, is_deleting, now_rfc3339, set_meta};
-use crate::resources::ResourceInfo;
-use crate::store::{Obj, ObjKey, ResKey, Store, StoreError, object_rv};
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::machinery::meta::{has_finalizers, is_deleting, now_rfc3339, set_meta};
+use crate::registry::resources::ResourceInfo;
+use crate::storage::{Obj, ObjKey, ResKey, Store, StoreError, object_rv};
 
 /// Finalizer the real server sets on owners deleted with `propagationPolicy=Foreground`.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -33,7 +33,7 @@ impl Propagation {
                 "",
                 "DeleteOptions",
                 "",
-                vec![crate::error::Cause::new(
+                vec![crate::machinery::error::Cause::new(
                     "propagationPolicy",
                     "FieldValueNotSupported",
                     format!(
@@ -90,7 +90,7 @@ pub fn delete(
             .get(&res, key)
             .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, &key.name))?;
         check_preconditions(info, key, &cur, opts)?;
-        let uid = crate::meta::meta_str(&cur, "uid")
+        let uid = crate::machinery::meta::meta_str(&cur, "uid")
             .unwrap_or_default()
             .to_string();
         if policy == Propagation::Orphan {
@@ -125,11 +125,11 @@ fn check_preconditions(
     opts: &DeleteOpts,
 ) -> ApiResult<()> {
     if let Some(uid) = &opts.uid
-        && crate::meta::meta_str(cur, "uid") != Some(uid.as_str())
+        && crate::machinery::meta::meta_str(cur, "uid") != Some(uid.as_str())
     {
         let why = format!(
             "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-            crate::meta::meta_str(cur, "uid").unwrap_or_default()
+            crate::machinery::meta::meta_str(cur, "uid").unwrap_or_default()
         );
         return Err(ApiError::conflict(
             &info.group,
@@ -139,7 +139,7 @@ fn check_preconditions(
         ));
     }
     if let Some(rv) = &opts.resource_version
-        && crate::meta::meta_str(cur, "resourceVersion") != Some(rv.as_str())
+        && crate::machinery::meta::meta_str(cur, "resourceVersion") != Some(rv.as_str())
     {
         let why = format!(
             "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
@@ -220,7 +220,7 @@ pub fn modify(
     loop {
         let cur = store.get(res, key)?;
         let next = f(&cur)?;
-        if crate::meta::same_ignoring_rv(&cur, &next) {
+        if crate::machinery::meta::same_ignoring_rv(&cur, &next) {
             return None;
         }
         match store.update(res, key, object_rv(&cur), next) {

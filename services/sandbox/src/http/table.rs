@@ -5,9 +5,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::jsonpath;
-use crate::resources::{PrinterColumn, ResourceInfo};
-use crate::store::Obj;
+use crate::machinery::jsonpath;
+use crate::registry::resources::{PrinterColumn, ResourceInfo};
+use crate::storage::Obj;
 
 /// A Table response for `items`.
 pub fn response(info: &ResourceInfo, items: &[Obj], cont: Option<String>, rv: u64) -> Response {
@@ -201,7 +201,7 @@ fn job_status(obj: &Value) -> &'static str {
 }
 
 fn is_deleting(obj: &Value) -> bool {
-    crate::meta::is_deleting(obj)
+    crate::machinery::meta::is_deleting(obj)
 }
 
 /// kubectl's HumanDuration: `5s`, `3m20s`, `3m`, `5h10m`, `2d`, `2y30d`.

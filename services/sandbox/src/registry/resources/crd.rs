@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{PrinterColumn, ResourceInfo};
-use crate::error::Cause;
+use crate::machinery::error::Cause;
 
 /// Check what the server needs from a CRD; the causes name the offending fields.
 pub fn validate(crd: &Value) -> Vec<Cause> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::Value;
 
-use crate::store::ResKey;
+use crate::storage::ResKey;
 
 /// One column of `additionalPrinterColumns`.
 #[derive(Debug, Clone)]

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::api::App;
-use crate::lifecycle::{self, DeleteOpts, FOREGROUND, Propagation};
-use crate::meta::{has_finalizers, is_deleting, meta_str};
-use crate::store::{EventType, ObjKey, ResKey, StoredEvent, object_rv};
+use crate::http::App;
+use crate::machinery::meta::{has_finalizers, is_deleting, meta_str};
+use crate::registry::lifecycle::{self, DeleteOpts, FOREGROUND, Propagation};
+use crate::storage::{EventType, ObjKey, ResKey, StoredEvent, object_rv};
 
 /// Run the collector until the store stops sending events (shutdown).
 pub async fn run(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<Arc<StoredEvent>>) {
@@ -81,7 +81,7 @@ fn release_dependent(app: &App, res: &ResKey, key: &ObjKey, owner_uid: &str) {
     let Some(dep) = app.store.get(res, key) else {
         return;
     };
-    let others = crate::store::owner_uids(&dep)
+    let others = crate::storage::owner_uids(&dep)
         .into_iter()
         .filter(|u| u != owner_uid)
         .count();
@@ -106,7 +106,7 @@ fn delete(app: &App, res: &ResKey, key: &ObjKey) {
             if let Ok(lifecycle::Deleted::Gone(gone)) =
                 lifecycle::delete(&app.store, &info, key, &opts)
             {
-                crate::objects::after_delete(app, &info, &gone);
+                crate::registry::objects::after_delete(app, &info, &gone);
             }
         }
         // Resource no longer served (its CRD is gone): remove the data directly.
@@ -154,7 +154,7 @@ fn foreground(app: &App, res: &ResKey, key: &ObjKey) {
         && let Some(gone) = lifecycle::finish_if_done(&app.store, res, key, &obj)
         && let Some(info) = app.registry.by_storage(res)
     {
-        crate::objects::after_delete(app, &info, &gone);
+        crate::registry::objects::after_delete(app, &info, &gone);
     }
 }
 

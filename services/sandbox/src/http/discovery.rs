@@ -10,8 +10,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{App, Req, json_response};
-use crate::error::{ApiError, ApiResult};
-use crate::resources::ResourceInfo;
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::registry::resources::ResourceInfo;
 
 /// Answer a discovery path, or None when `path` is not one.
 pub fn serve(
