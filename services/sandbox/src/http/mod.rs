@@ -25,8 +25,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::machinery::error::{ApiError, ApiResult};
+use crate::registry::Backend;
 use crate::registry::resources::{Registry, ResourceInfo};
-use crate::storage::Store;
 
 /// Largest request body accepted (the real server's limit is 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -34,16 +34,12 @@ const MAX_BODY: usize = 3 * 1024 * 1024;
 /// Shared state of the HTTP layer.
 #[derive(Debug)]
 pub struct App {
-    /// Objects.
-    pub store: Arc<Store>,
-    /// Served resources.
-    pub registry: Arc<Registry>,
+    /// Objects, served resources and admission state, shared with the garbage collector.
+    pub backend: Arc<Backend>,
     /// How often an idle watch with allowWatchBookmarks gets a BOOKMARK.
     pub bookmark_interval: Duration,
     /// Cancelled on shutdown; ends open watches so the server can stop.
     pub shutdown: CancellationToken,
-    /// ResourceQuota object counts, checked on create.
-    pub quota: crate::registry::quota::QuotaAdmission,
     /// Tokens and RBAC; None serves everyone.
     pub access: Option<crate::http::access::Access>,
 }
@@ -183,14 +179,18 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResu
     if let Some(resp) = discovery::serve(app, method, path, &req) {
         return resp;
     }
-    let (target, watch_prefix) = parse_target(&app.registry, path)?;
+    let (target, watch_prefix) = parse_target(&app.backend.registry, path)?;
     let name_given = target.name.is_some();
     let watch = watch_prefix || is_true(req.q("watch"));
     if let Some(user) = &user
         && app.access.as_ref().is_some_and(access::Access::rbac)
     {
         let verb = access::verb(method, name_given, watch);
-        access::authorize(&app.store, user, &rbac_attributes(&target, verb, path))?;
+        access::authorize(
+            &app.backend.store,
+            user,
+            &rbac_attributes(&target, verb, path),
+        )?;
     }
     match (method.clone(), name_given) {
         (Method::GET, true) => read::get(app, &target, &req),
@@ -320,5 +320,12 @@ pub fn object_response(code: StatusCode, obj: &Value, info: &ResourceInfo) -> Re
         json_response(code, obj)
     } else {
         json_response(code, &present(obj, info))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(code, &self.to_status())
     }
 }

@@ -87,7 +87,7 @@ type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
 impl Watch {
     async fn run(self, tx: Tx, start_rv: Option<u64>, initial: bool, end_marker: bool) {
-        let store = self.app.store.clone();
+        let store = self.app.backend.store.clone();
         let mut notify = store.subscribe();
         let mut epoch = store.subscribe_epoch();
         notify.borrow_and_update();

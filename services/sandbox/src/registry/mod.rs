@@ -8,3 +8,19 @@ pub mod objects;
 pub mod quota;
 pub mod resources;
 pub mod schema;
+
+use std::sync::Arc;
+
+use crate::storage::Store;
+
+/// What the registry works on, and all the HTTP layer reaches through it: the objects, the
+/// served resources and the admission state. Knows nothing of HTTP.
+#[derive(Debug)]
+pub struct Backend {
+    /// Objects.
+    pub store: Arc<Store>,
+    /// Served resources.
+    pub registry: Arc<resources::Registry>,
+    /// ResourceQuota object counts, checked on create.
+    pub quota: quota::QuotaAdmission,
+}

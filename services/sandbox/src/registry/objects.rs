@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::http::App;
+use super::Backend;
 use crate::machinery::error::{ApiError, ApiResult, Cause};
 use crate::machinery::meta::{self, meta_str, remove_meta, set_meta};
 use crate::registry::resources::{ResourceInfo, crd};
@@ -25,7 +25,7 @@ const SERVER_SET: &[&str] = &[
 
 /// Turn a create request body into the object to store.
 pub fn prepare_create(
-    app: &App,
+    backend: &Backend,
     info: &ResourceInfo,
     ns: Option<&str>,
     mut obj: Value,
@@ -64,8 +64,8 @@ pub fn prepare_create(
         ));
     }
     set_meta(&mut obj, "name", json!(name));
-    place_in_namespace(app, info, ns, &mut obj)?;
-    admit_service_account(app, info, &mut obj)?;
+    place_in_namespace(backend, info, ns, &mut obj)?;
+    admit_service_account(backend, info, &mut obj)?;
     for field in SERVER_SET {
         remove_meta(&mut obj, field);
     }
@@ -106,7 +106,7 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
 }
 
 fn place_in_namespace(
-    app: &App,
+    backend: &Backend,
     info: &ResourceInfo,
     ns: Option<&str>,
     obj: &mut Value,
@@ -123,7 +123,7 @@ fn place_in_namespace(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
-    let namespace = app
+    let namespace = backend
         .store
         .get(&ResKey::new("", "namespaces"), &ObjKey::new("", ns))
         .ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
@@ -141,7 +141,7 @@ fn place_in_namespace(
 /// kube-apiserver's ServiceAccount admission for a new Pod: the account (`default`
 /// when unset, and written into the spec) must exist in the pod's namespace, else the
 /// create is refused, as the real plugin refuses it.
-fn admit_service_account(app: &App, info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
+fn admit_service_account(backend: &Backend, info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
     if !info.group.is_empty() || info.plural != "pods" {
         return Ok(());
     }
@@ -152,7 +152,7 @@ fn admit_service_account(app: &App, info: &ResourceInfo, obj: &mut Value) -> Api
         .filter(|a| !a.is_empty())
         .unwrap_or("default")
         .to_owned();
-    let exists = app
+    let exists = backend
         .store
         .get(
             &ResKey::new("", "serviceaccounts"),
@@ -315,37 +315,38 @@ fn keep_server_metadata(cur: &Value, next: &mut Value) {
 }
 
 /// Side effects of a committed create or update.
-pub fn after_write(app: &App, info: &ResourceInfo, stored: &Obj) {
+pub fn after_write(backend: &Backend, info: &ResourceInfo, stored: &Obj) {
     match (info.group.as_str(), info.plural.as_str()) {
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             let name = meta_str(stored, "name").unwrap_or_default();
-            app.registry.set_crd(name, crd::resources(stored));
+            backend.registry.set_crd(name, crd::resources(stored));
         }
         ("", "namespaces")
             if meta_str(stored, "resourceVersion").is_some() && !meta::is_deleting(stored) =>
         {
-            ensure_default_service_account(app, meta_str(stored, "name").unwrap_or_default());
+            ensure_default_service_account(backend, meta_str(stored, "name").unwrap_or_default());
         }
         _ => {}
     }
 }
 
-fn ensure_default_service_account(app: &App, ns: &str) {
+fn ensure_default_service_account(backend: &Backend, ns: &str) {
     let res = ResKey::new("", "serviceaccounts");
     let key = ObjKey::new(ns, "default");
-    if app.store.get(&res, &key).is_some() {
+    if backend.store.get(&res, &key).is_some() {
         return;
     }
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns,
         "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": meta::now_rfc3339()}});
     // AlreadyExists means a concurrent writer created it; either way it exists.
-    let _ = app.store.create(&res, &key, sa);
+    let _ = backend.store.create(&res, &key, sa);
 }
 
 /// Side effects of a committed delete that the HTTP path can do synchronously.
-pub fn after_delete(app: &App, info: &ResourceInfo, gone: &Obj) {
+pub fn after_delete(backend: &Backend, info: &ResourceInfo, gone: &Obj) {
     if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
-        app.registry
+        backend
+            .registry
             .set_crd(meta_str(gone, "name").unwrap_or_default(), Vec::new());
     }
 }
