@@ -209,14 +209,18 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResu
 
 /// What a resource request asks, in RBAC's terms.
 fn rbac_attributes<'a>(target: &'a Target, verb: &'a str, path: &str) -> access::Attributes<'a> {
-    let is_namespace = target.info.plural == "namespaces";
+    let is_namespace = target.info.strategy.is_namespace;
     access::Attributes {
         verb,
         group: &target.info.group,
         resource: &target.info.plural,
         // Served as `status`, authorised as what was asked for.
         subresource: match target.subresource.as_deref() {
-            Some("status") if is_namespace && path.ends_with("/finalize") => Some("finalize"),
+            Some("status")
+                if target.info.strategy.finalize_subresource && path.ends_with("/finalize") =>
+            {
+                Some("finalize")
+            }
             other => other,
         },
         // A request on a Namespace object is in that namespace, as on a real server.
@@ -267,7 +271,7 @@ fn parse_target(registry: &Registry, path: &str) -> ApiResult<(Target, bool)> {
     }
     if let Some(s) = sub
         && !(s == "status" && info.status_subresource
-            || info.plural == "namespaces" && s == "finalize")
+            || info.strategy.finalize_subresource && s == "finalize")
     {
         return Err(ApiError::no_route(path));
     }

@@ -62,30 +62,14 @@ fn columns(info: &ResourceInfo) -> Vec<PrinterColumn> {
         }
         return info.printer_columns.clone();
     }
-    let age = col("Age", "date", ".metadata.creationTimestamp");
-    let mut cols = match info.plural.as_str() {
-        "pods" => vec![
-            col("Ready", "string", "#ready"),
-            col("Status", "string", "#podstatus"),
-            col("Restarts", "integer", "#restarts"),
-        ],
-        "jobs" => vec![
-            col("Status", "string", "#jobstatus"),
-            col("Completions", "string", "#completions"),
-        ],
-        "namespaces" => vec![col("Status", "string", ".status.phase")],
-        "configmaps" => vec![col("Data", "integer", "#data")],
-        "secrets" => vec![
-            col("Type", "string", ".type"),
-            col("Data", "integer", "#data"),
-        ],
-        "customresourcedefinitions" => {
-            vec![col("Created At", "string", ".metadata.creationTimestamp")]
-        }
-        _ => vec![],
-    };
-    if info.plural != "customresourcedefinitions" {
-        cols.push(age);
+    let strategy = info.strategy;
+    let mut cols: Vec<PrinterColumn> = strategy
+        .columns
+        .iter()
+        .map(|c| col(c.name, c.type_, c.path))
+        .collect();
+    if strategy.age_column {
+        cols.push(col("Age", "date", ".metadata.creationTimestamp"));
     }
     cols
 }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Backend;
+use super::strategy::{self, Deletion};
 use crate::machinery::meta::{has_finalizers, is_deleting, meta_str};
 use crate::registry::lifecycle::{self, DeleteOpts, FOREGROUND, Propagation};
 use crate::storage::{EventType, ObjKey, ResKey, StoredEvent, object_rv};
@@ -56,9 +57,7 @@ fn on_deleted(backend: &Backend, e: &StoredEvent) {
     for (res, key) in backend.store.dependents(uid) {
         release_dependent(backend, &res, &key, uid);
     }
-    if &*e.res.group == "apiextensions.k8s.io" && &*e.res.plural == "customresourcedefinitions" {
-        drop_custom_resources(backend, obj);
-    }
+    (strategy::of_storage(&e.res).collect)(backend, obj);
     // A dependent going away may unblock an owner in foreground deletion.
     for owner in obj
         .pointer("/metadata/ownerReferences")
@@ -181,7 +180,7 @@ fn has_finalizer(obj: &Value, name: &str) -> bool {
 }
 
 fn is_namespace(res: &ResKey) -> bool {
-    res.group.is_empty() && &*res.plural == "namespaces"
+    strategy::of_storage(res).deletion == Deletion::NamespaceController
 }
 
 fn owner_key(backend: &Backend, namespace: &str, owner: &Value) -> Option<(ResKey, ObjKey)> {
@@ -213,26 +212,5 @@ fn cleanup_namespace(backend: &Backend, ns: &str) {
         && !has_finalizers(&obj)
     {
         let _ = backend.store.delete(&res, &key, Some(object_rv(&obj)));
-    }
-}
-
-/// A deleted CRD takes its custom resources with it.
-fn drop_custom_resources(backend: &Backend, crd: &Value) {
-    let name = meta_str(crd, "name").unwrap_or_default();
-    backend.registry.set_crd(name, Vec::new());
-    let (Some(group), Some(plural)) = (
-        crd.pointer("/spec/group").and_then(Value::as_str),
-        crd.pointer("/spec/names/plural").and_then(Value::as_str),
-    ) else {
-        return;
-    };
-    let res = ResKey::new(group, plural);
-    let (items, _, _) = backend.store.list(&res, None, None, None, &|_| true);
-    for obj in items {
-        let key = ObjKey::new(
-            meta_str(&obj, "namespace").unwrap_or_default(),
-            meta_str(&obj, "name").unwrap_or_default(),
-        );
-        let _ = backend.store.delete(&res, &key, None);
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::strategy::{self, Deletion};
 use crate::machinery::error::{ApiError, ApiResult};
 use crate::machinery::meta::{has_finalizers, is_deleting, now_rfc3339, set_meta};
 use crate::registry::resources::ResourceInfo;
@@ -65,15 +66,6 @@ pub enum Deleted {
     Pending(Obj),
 }
 
-/// Default propagation: batch/v1 Jobs orphan their pods unless told otherwise, like the real server.
-fn default_propagation(info: &ResourceInfo) -> Propagation {
-    if info.group == "batch" && info.plural == "jobs" {
-        Propagation::Orphan
-    } else {
-        Propagation::Background
-    }
-}
-
 /// Delete an object honouring preconditions, finalizers and the propagation policy.
 pub fn delete(
     store: &Store,
@@ -84,7 +76,7 @@ pub fn delete(
     let res = info.storage();
     let policy = opts
         .propagation
-        .unwrap_or_else(|| default_propagation(info));
+        .unwrap_or(info.strategy.default_propagation);
     loop {
         let cur = store
             .get(&res, key)
@@ -97,7 +89,7 @@ pub fn delete(
             orphan_dependents(store, &uid);
         }
         let needs_wait = has_finalizers(&cur)
-            || info.plural == "namespaces" && info.group.is_empty()
+            || info.strategy.deletion == Deletion::NamespaceController
             || policy == Propagation::Foreground && !store.dependents(&uid).is_empty();
         if !needs_wait {
             match store.delete(&res, key, Some(object_rv(&cur))) {
@@ -173,7 +165,7 @@ fn mark_deleting(info: &ResourceInfo, cur: &Value, policy: Propagation) -> Value
             set_meta(&mut next, "finalizers", Value::Array(fins));
         }
     }
-    if info.plural == "namespaces" && info.group.is_empty() {
+    if info.strategy.deletion == Deletion::NamespaceController {
         next["status"] = json!({"phase": "Terminating"});
         next["spec"] = json!({"finalizers": ["kubernetes"]});
     }
@@ -235,7 +227,7 @@ pub fn modify(
 pub fn finish_if_done(store: &Store, res: &ResKey, key: &ObjKey, obj: &Obj) -> Option<Obj> {
     if !is_deleting(obj)
         || has_finalizers(obj)
-        || (res.group.is_empty() && &*res.plural == "namespaces")
+        || strategy::of_storage(res).deletion == Deletion::NamespaceController
     {
         return None;
     }

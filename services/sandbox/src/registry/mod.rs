@@ -8,6 +8,7 @@ pub mod objects;
 pub mod quota;
 pub mod resources;
 pub mod schema;
+pub mod strategy;
 
 use std::sync::Arc;
 

@@ -104,6 +104,10 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                 })
                 .unwrap_or_default(),
             crd: Some(name.to_string()),
+            strategy: crate::registry::strategy::of(
+                spec["group"].as_str().unwrap_or_default(),
+                &plural,
+            ),
         })
         .collect()
 }
