@@ -8,15 +8,27 @@
 //! list with selectors and pagination, watch with bookmarks and 410 Gone, status subresources,
 //! finalizers and garbage collection, CRDs with schema validation, and Table output.
 //!
+//! The modules follow kube-apiserver's split:
+//!
 //! ```text
-//!  kube-rs / kubectl / python ──HTTP──► api (router, handlers, watch streams, tables)
-//!                                        │ objects (server-set metadata, schema checks)
-//!                                        ▼
-//!                                      store (objects, global rv, history ring) ──► watch streams
-//!                                        │ sinks (every event, in order)
-//!                                        ├──► gc (owners, foreground, namespaces, CRD cleanup)
-//!                                        └──► persist (optional: snapshot + append log)
+//!  kube-rs / kubectl / python ──HTTP──► http/      routing, access (tokens, RBAC), discovery, openapi,
+//!                                       │          protobuf bodies, read/write/watch handlers, tables
+//!                                       ▼
+//!                                      registry/  resources (built-ins, CRDs), strategy (per-resource
+//!                                       │          behaviour), objects (create/update rules), schema,
+//!                                       │          quota and serviceaccount admission, lifecycle
+//!                                       │          (deletes), gc (owners, namespaces, CRD cleanup)
+//!                                       ▼
+//!                                      storage/   store (objects, global rv, history ring, watch
+//!                                       │          window) ──► watch streams; persist (snapshot + log)
+//!                                       │ sinks (every event, in order) ──► registry::gc
+//!  machinery/  errors (Status), meta, selectors, JSONPath, patches: shared by every layer
+//!  controllers/  simulated Job controller, kubelet and Tekton: plain kube-rs clients over HTTP
 //! ```
+//!
+//! `registry` and `storage` import nothing from `http`; the HTTP layer reaches them through
+//! [`registry::Backend`]. Where resources differ (namespaces, pods, secrets, Jobs, CRDs, ...),
+//! a [`registry::strategy::Strategy`] says how, resolved once when the resource is registered.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,7 +41,7 @@
 //!
 //! Known differences from a real API server: authentication and authorisation only when asked
 //! for (bearer tokens and RBAC, see [`access`]), ResourceQuota
-//! enforces object counts only (see [`quota`]), no admission
+//! enforces object counts only (see [`registry::quota`]), no admission
 //! webhooks, protobuf only as noted below, no CRD version conversion (all versions share one stored form), no
 //! managedFields/field ownership (server-side apply merges the applied config, never removes fields
 //! a manager dropped from its next apply, and never reports
@@ -69,22 +81,14 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod access;
-pub mod api;
 pub mod controllers;
-pub mod error;
-mod gc;
-pub mod jsonpath;
-pub mod lifecycle;
-pub mod meta;
-pub mod objects;
-pub mod patch;
-pub mod persist;
-pub mod quota;
-pub mod resources;
-pub mod schema;
-pub mod selector;
-pub mod store;
+pub mod http;
+pub mod machinery;
+pub mod registry;
+pub mod storage;
+
+/// Bearer tokens and RBAC, public for the binaries' `--authorization-mode` flags.
+pub use http::access;
 
 mod sandbox;
 

@@ -9,10 +9,11 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, App};
-use crate::persist::{PersistError, Persistence};
-use crate::resources::Registry;
-use crate::store::{ObjKey, ResKey, Store};
+use crate::http::{self, App};
+use crate::registry::Backend;
+use crate::registry::resources::Registry;
+use crate::storage::persist::{PersistError, Persistence};
+use crate::storage::{ObjKey, ResKey, Store};
 
 /// How a sandbox instance is set up.
 #[derive(Debug, Clone)]
@@ -37,7 +38,7 @@ pub struct SandboxConfig {
     /// Multiplies every simulated controller delay, `SANDBOX_DURATION` included (0 = instant).
     pub time_scale: f64,
     /// Bearer tokens and RBAC; None serves every request (the default).
-    pub access: Option<crate::access::Access>,
+    pub access: Option<crate::http::access::Access>,
 }
 
 impl Default for SandboxConfig {
@@ -104,33 +105,40 @@ impl Sandbox {
             .map(|_| format!("loopback-{}", uuid::Uuid::new_v4().simple()));
         let access = config.access.clone().map(|mut access| {
             if let Some(token) = &loopback_token {
-                access.add_token(token, "system:apiserver", &[crate::access::MASTERS]);
+                access.add_token(token, "system:apiserver", &[crate::http::access::MASTERS]);
             }
             access
         });
-        let app = Arc::new(App {
+        let backend = Arc::new(Backend {
             store: store.clone(),
             registry: Arc::new(Registry::with_builtins()),
+            quota: Default::default(),
+        });
+        let app = Arc::new(App {
+            backend: backend.clone(),
             bookmark_interval: config.bookmark_interval,
             shutdown: CancellationToken::new(),
-            quota: Default::default(),
             access,
         });
-        restore_registry(&app);
-        bootstrap(&app, &config.crds)?;
+        restore_registry(&backend);
+        bootstrap(&backend, &config.crds)?;
         // kube-apiserver's watch caches start when it does: a resourceVersion from
         // before this start (its bootstrap writes included) is 410 Gone.
-        app.store.start_watch_window();
+        app.backend.store.start_watch_window();
         if config.tekton_controller && config.install_tekton_crds {
             for crd in crate::controllers::tekton_crds() {
                 let crd =
                     serde_json::to_value(crd).map_err(|e| SandboxError::Crd(e.to_string()))?;
-                install_crd(&app, crd)?;
+                install_crd(&backend, crd)?;
             }
         }
         let (gc_tx, gc_rx) = tokio::sync::mpsc::unbounded_channel();
         store.add_sink(gc_tx);
-        let gc = tokio::spawn(crate::gc::run(app.clone(), gc_rx));
+        let gc = tokio::spawn(crate::registry::gc::run(
+            backend,
+            gc_rx,
+            app.shutdown.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SandboxError::Bind {
@@ -141,7 +149,7 @@ impl Sandbox {
             addr: config.listen,
             source,
         })?;
-        let router = api::router(app.clone());
+        let router = http::router(app.clone());
         let token = app.shutdown.clone();
         let server = tokio::spawn(async move {
             use axum::serve::ListenerExt;
@@ -194,7 +202,7 @@ impl Sandbox {
 
     /// The object store (for tests and in-process tooling).
     pub fn store(&self) -> &Arc<Store> {
-        &self.app.store
+        &self.app.backend.store
     }
 
     /// Shared server state (for in-process controllers).
@@ -205,7 +213,7 @@ impl Sandbox {
     /// Test hook: forget the watch history and end open watches with 410 Gone, forcing clients
     /// to relist as after a real API server's watch cache compaction.
     pub fn expire_watches(&self) {
-        self.app.store.expire_watches();
+        self.app.backend.store.expire_watches();
     }
 
     /// Stop serving, end watches, and flush persistence. Nothing acknowledged is lost.
@@ -216,7 +224,7 @@ impl Sandbox {
         self.app.shutdown.cancel();
         let _ = self.server.await;
         let _ = self.gc.await;
-        self.app.store.close_sinks();
+        self.app.backend.store.close_sinks();
         if let Some(p) = self.persistence {
             let _ = tokio::task::spawn_blocking(move || p.finish()).await;
         }
@@ -251,37 +259,38 @@ fn start_controllers(
 
 fn client_for(addr: SocketAddr, token: Option<&str>) -> Result<kube::Client, kube::Error> {
     let bad = |e: Box<dyn std::error::Error + Send + Sync>| kube::Error::Service(e);
-    let uri: http::Uri = format!("http://{addr}")
+    let uri: ::http::Uri = format!("http://{addr}")
         .parse()
         .map_err(|e| bad(Box::new(e)))?;
     let mut config = kube::Config::new(uri);
     if let Some(token) = token {
-        let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        let value = ::http::HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|e| bad(Box::new(e)))?;
-        config.headers.push((http::header::AUTHORIZATION, value));
+        config.headers.push((::http::header::AUTHORIZATION, value));
     }
     kube::Client::try_from(config)
 }
 
 /// Serve the CRDs found in a restored store.
-fn restore_registry(app: &App) {
+fn restore_registry(backend: &Backend) {
     let res = ResKey::new("apiextensions.k8s.io", "customresourcedefinitions");
-    let (items, _, _) = app.store.list(&res, None, None, None, &|_| true);
+    let (items, _, _) = backend.store.list(&res, None, None, None, &|_| true);
     for crd in items {
-        let name = crate::meta::meta_str(&crd, "name").unwrap_or_default();
-        app.registry
-            .set_crd(name, crate::resources::crd::resources(&crd));
+        let name = crate::machinery::meta::meta_str(&crd, "name").unwrap_or_default();
+        backend
+            .registry
+            .set_crd(name, crate::registry::resources::crd::resources(&crd));
     }
 }
 
 /// Default namespaces and pre-installed CRDs.
-fn bootstrap(app: &App, crds: &[Value]) -> Result<(), SandboxError> {
-    let ns_info = app
+fn bootstrap(backend: &Backend, crds: &[Value]) -> Result<(), SandboxError> {
+    let ns_info = backend
         .registry
         .lookup("", "v1", "namespaces")
         .ok_or_else(|| SandboxError::Crd("namespaces not served".into()))?;
     for ns in ["default", "kube-system", "kube-public"] {
-        if app
+        if backend
             .store
             .get(&ns_info.storage(), &ObjKey::new("", ns))
             .is_some()
@@ -290,45 +299,46 @@ fn bootstrap(app: &App, crds: &[Value]) -> Result<(), SandboxError> {
         }
         let obj =
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        let obj = crate::objects::prepare_create(app, &ns_info, None, obj)
+        let obj = crate::registry::objects::prepare_create(backend, &ns_info, None, obj)
             .map_err(|e| SandboxError::Crd(e.message))?;
-        if let Ok(stored) = app
+        if let Ok(stored) = backend
             .store
             .create(&ns_info.storage(), &ObjKey::new("", ns), obj)
         {
-            crate::objects::after_write(app, &ns_info, &stored);
+            crate::registry::objects::after_write(backend, &ns_info, &stored);
         }
     }
     for crd in crds {
-        install_crd(app, crd.clone())?;
+        install_crd(backend, crd.clone())?;
     }
     Ok(())
 }
 
 /// Create or replace one CRD.
-pub fn install_crd(app: &App, crd: Value) -> Result<(), SandboxError> {
-    let info = app
+pub fn install_crd(backend: &Backend, crd: Value) -> Result<(), SandboxError> {
+    let info = backend
         .registry
         .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         .ok_or_else(|| SandboxError::Crd("CRDs not served".into()))?;
-    let name = crate::meta::meta_str(&crd, "name")
+    let name = crate::machinery::meta::meta_str(&crd, "name")
         .unwrap_or_default()
         .to_string();
     let key = ObjKey::new("", &name);
-    let stored = match app.store.get(&info.storage(), &key) {
+    let stored = match backend.store.get(&info.storage(), &key) {
         Some(cur) => {
-            let next = crate::objects::prepare_update(&info, None, &cur, crd)
+            let next = crate::registry::objects::prepare_update(&info, None, &cur, crd)
                 .map_err(|e| SandboxError::Crd(e.message))?;
-            app.store
-                .update(&info.storage(), &key, crate::store::object_rv(&cur), next)
+            backend
+                .store
+                .update(&info.storage(), &key, crate::storage::object_rv(&cur), next)
         }
         None => {
-            let obj = crate::objects::prepare_create(app, &info, None, crd)
+            let obj = crate::registry::objects::prepare_create(backend, &info, None, crd)
                 .map_err(|e| SandboxError::Crd(e.message))?;
-            app.store.create(&info.storage(), &key, obj)
+            backend.store.create(&info.storage(), &key, obj)
         }
     }
     .map_err(|e| SandboxError::Crd(format!("{name}: {e}")))?;
-    crate::objects::after_write(app, &info, &stored);
+    crate::registry::objects::after_write(backend, &info, &stored);
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{PrinterColumn, ResourceInfo};
-use crate::error::Cause;
+use crate::machinery::error::Cause;
 
 /// Check what the server needs from a CRD; the causes name the offending fields.
 pub fn validate(crd: &Value) -> Vec<Cause> {
@@ -104,6 +104,10 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                 })
                 .unwrap_or_default(),
             crd: Some(name.to_string()),
+            strategy: crate::registry::strategy::of(
+                spec["group"].as_str().unwrap_or_default(),
+                &plural,
+            ),
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! Each watch runs in its own task reading the store's history ring from a cursor: it wakes on
 //! the store's notify channel, renders what matches (turning selector transitions into
 //! ADDED/DELETED as the real server does), and sends a batch per wake. A cursor that fell out
-//! of the ring, or a [`crate::store::Store::expire_watches`] call, ends the stream with an ERROR
+//! of the ring, or a [`crate::storage::Store::expire_watches`] call, ends the stream with an ERROR
 //! event carrying `410 Expired`, which tells kube-rs and client-go to relist.
 
 use std::sync::Arc;
@@ -19,9 +19,9 @@ use tokio_stream_shim::ReceiverStream;
 
 use super::read::Filter;
 use super::{App, Req, Target, present, table};
-use crate::error::{ApiError, ApiResult};
-use crate::resources::ResourceInfo;
-use crate::store::{EventType, Obj, ResKey, StoredEvent};
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::registry::resources::ResourceInfo;
+use crate::storage::{EventType, Obj, ResKey, StoredEvent};
 
 /// Default and maximum server-side watch duration (the real server uses 30–60 minutes).
 const MAX_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -87,7 +87,7 @@ type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
 impl Watch {
     async fn run(self, tx: Tx, start_rv: Option<u64>, initial: bool, end_marker: bool) {
-        let store = self.app.store.clone();
+        let store = self.app.backend.store.clone();
         let mut notify = store.subscribe();
         let mut epoch = store.subscribe_epoch();
         notify.borrow_and_update();
@@ -189,7 +189,7 @@ impl Watch {
                 &self.info,
                 std::slice::from_ref(obj),
                 None,
-                crate::store::object_rv(obj),
+                crate::storage::object_rv(obj),
                 jiff::Timestamp::now(),
             )
         } else if self.metadata_only {

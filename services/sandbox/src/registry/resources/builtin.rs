@@ -266,6 +266,7 @@ pub fn all() -> Vec<ResourceInfo> {
             printer_columns: Vec::new(),
             selectable_fields: d.fields.iter().map(|s| s.to_string()).collect(),
             crd: None,
+            strategy: crate::registry::strategy::of(d.group, d.plural),
         })
         .collect()
 }

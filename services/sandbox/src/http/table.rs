@@ -5,9 +5,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::jsonpath;
-use crate::resources::{PrinterColumn, ResourceInfo};
-use crate::store::Obj;
+use crate::machinery::jsonpath;
+use crate::registry::resources::{PrinterColumn, ResourceInfo};
+use crate::storage::Obj;
 
 /// A Table response for `items`.
 pub fn response(info: &ResourceInfo, items: &[Obj], cont: Option<String>, rv: u64) -> Response {
@@ -62,30 +62,14 @@ fn columns(info: &ResourceInfo) -> Vec<PrinterColumn> {
         }
         return info.printer_columns.clone();
     }
-    let age = col("Age", "date", ".metadata.creationTimestamp");
-    let mut cols = match info.plural.as_str() {
-        "pods" => vec![
-            col("Ready", "string", "#ready"),
-            col("Status", "string", "#podstatus"),
-            col("Restarts", "integer", "#restarts"),
-        ],
-        "jobs" => vec![
-            col("Status", "string", "#jobstatus"),
-            col("Completions", "string", "#completions"),
-        ],
-        "namespaces" => vec![col("Status", "string", ".status.phase")],
-        "configmaps" => vec![col("Data", "integer", "#data")],
-        "secrets" => vec![
-            col("Type", "string", ".type"),
-            col("Data", "integer", "#data"),
-        ],
-        "customresourcedefinitions" => {
-            vec![col("Created At", "string", ".metadata.creationTimestamp")]
-        }
-        _ => vec![],
-    };
-    if info.plural != "customresourcedefinitions" {
-        cols.push(age);
+    let strategy = info.strategy;
+    let mut cols: Vec<PrinterColumn> = strategy
+        .columns
+        .iter()
+        .map(|c| col(c.name, c.type_, c.path))
+        .collect();
+    if strategy.age_column {
+        cols.push(col("Age", "date", ".metadata.creationTimestamp"));
     }
     cols
 }
@@ -201,7 +185,7 @@ fn job_status(obj: &Value) -> &'static str {
 }
 
 fn is_deleting(obj: &Value) -> bool {
-    crate::meta::is_deleting(obj)
+    crate::machinery::meta::is_deleting(obj)
 }
 
 /// kubectl's HumanDuration: `5s`, `3m20s`, `3m`, `5h10m`, `2d`, `2y30d`.

@@ -4,8 +4,6 @@
 //! clients switch on (kube-rs, client-go and the Python client all read `reason` and `code`), and
 //! `details` naming the object and, for validation errors, the offending fields.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// One field-level problem inside an `Invalid` error (`details.causes[]`).
@@ -242,13 +240,6 @@ pub(crate) fn qualified(resource: &str, group: &str) -> String {
         resource.to_string()
     } else {
         format!("{resource}.{group}")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        crate::api::json_response(code, &self.to_status())
     }
 }
 

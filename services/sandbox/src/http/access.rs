@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use axum::http::{HeaderMap, Method, header};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult, qualified};
-use crate::store::{ObjKey, ResKey, Store};
+use crate::machinery::error::{ApiError, ApiResult, qualified};
+use crate::storage::{ObjKey, ResKey, Store};
 
 /// The superuser group.
 pub const MASTERS: &str = "system:masters";

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::store::{EventType, ObjKey, ResKey, Store, StoredEvent};
+use crate::storage::{EventType, ObjKey, ResKey, Store, StoredEvent};
 
 /// Log lines between snapshots.
 const COMPACT_AFTER: usize = 50_000;

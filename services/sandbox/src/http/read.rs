@@ -7,15 +7,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{App, Req, Target, json_response, object_response, present, table};
-use crate::error::{ApiError, ApiResult};
-use crate::resources::ResourceInfo;
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{Obj, ObjKey};
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::machinery::selector::{FieldSelector, LabelSelector};
+use crate::registry::resources::ResourceInfo;
+use crate::storage::{Obj, ObjKey};
 
 /// GET one object.
 pub fn get(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
     let name = t.name.as_deref().unwrap_or_default();
     let obj = app
+        .backend
         .store
         .get(&t.info.storage(), &ObjKey::new(t.ns(), name))
         .ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.plural, name))?;
@@ -24,7 +25,7 @@ pub fn get(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
             &t.info,
             std::slice::from_ref(&obj),
             None,
-            app.store.current_rv(),
+            app.backend.store.current_rv(),
         ));
     }
     if req.wants_metadata() {
@@ -71,11 +72,12 @@ pub fn list(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
     };
     let after = req.q("continue").map(decode_continue).transpose()?;
     let ns = t.namespace.as_deref();
-    let (items, rv, last) = app
-        .store
-        .list(&t.info.storage(), ns, after.as_ref(), limit, &|o| {
-            filter.matches(o)
-        });
+    let (items, rv, last) =
+        app.backend
+            .store
+            .list(&t.info.storage(), ns, after.as_ref(), limit, &|o| {
+                filter.matches(o)
+            });
     let cont = last.map(|k| encode_continue(&k));
     if req.wants_table() {
         return Ok(table::response(&t.info, &items, cont, rv));

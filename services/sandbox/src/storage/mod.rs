@@ -12,6 +12,7 @@
 //! `Arc<Value>`s so readers share them without copying.
 
 mod history;
+pub mod persist;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};

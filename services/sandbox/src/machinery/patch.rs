@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::machinery::error::ApiError;
 
 /// The patch formats the server accepts, from the request's Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

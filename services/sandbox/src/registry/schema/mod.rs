@@ -13,7 +13,7 @@ use std::sync::{LazyLock, Mutex};
 use regex::Regex;
 use serde_json::Value;
 
-use crate::error::Cause;
+use crate::machinery::error::Cause;
 
 pub use prune::{apply_defaults, prune};
 

@@ -7,12 +7,12 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{App, Req, Target, json_response, object_response, present};
-use crate::error::{ApiError, ApiResult, Cause};
-use crate::lifecycle::{self, DeleteOpts, Deleted, Propagation};
-use crate::meta::{self, meta_str, set_meta};
-use crate::objects;
-use crate::patch::{self, PatchKind};
-use crate::store::{Obj, ObjKey, StoreError, object_rv};
+use crate::machinery::error::{ApiError, ApiResult, Cause};
+use crate::machinery::meta::{self, meta_str, set_meta};
+use crate::machinery::patch::{self, PatchKind};
+use crate::registry::lifecycle::{self, DeleteOpts, Deleted, Propagation};
+use crate::registry::objects;
+use crate::storage::{Obj, ObjKey, StoreError, object_rv};
 
 /// Parse a request body into a JSON object (YAML accepted when the Content-Type says so).
 fn parse_object(req: &Req) -> ApiResult<Value> {
@@ -48,7 +48,7 @@ pub fn create(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
         ));
     }
     let body = parse_object(req)?;
-    let obj = objects::prepare_create(app, &t.info, t.namespace.as_deref(), body)?;
+    let obj = objects::prepare_create(&app.backend, &t.info, t.namespace.as_deref(), body)?;
     let stored = store_create(app, t, obj, req.dry_run())?;
     Ok(object_response(StatusCode::CREATED, &stored, &t.info))
 }
@@ -56,16 +56,20 @@ pub fn create(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
 fn store_create(app: &Arc<App>, t: &Target, obj: Value, dry_run: bool) -> ApiResult<Obj> {
     let name = meta_str(&obj, "name").unwrap_or_default().to_string();
     // Held until the object is stored, so a quota's last slot is taken once.
-    let _admitted = app.quota.admit(&app.store, &t.info, t.ns(), &name)?;
+    let _admitted = app
+        .backend
+        .quota
+        .admit(&app.backend.store, &t.info, t.ns(), &name)?;
     if dry_run {
         return Ok(Arc::new(obj));
     }
     let key = ObjKey::new(t.ns(), &name);
     let stored = app
+        .backend
         .store
         .create(&t.info.storage(), &key, obj)
         .map_err(|_| ApiError::already_exists(&t.info.group, &t.info.plural, &name))?;
-    objects::after_write(app, &t.info, &stored);
+    objects::after_write(&app.backend, &t.info, &stored);
     Ok(stored)
 }
 
@@ -126,7 +130,7 @@ pub fn patch(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
     let key = ObjKey::new(t.ns(), name);
     if kind == PatchKind::Apply
         && t.subresource.is_none()
-        && app.store.get(&t.info.storage(), &key).is_none()
+        && app.backend.store.get(&t.info.storage(), &key).is_none()
     {
         return apply_create(app, t, req, body);
     }
@@ -146,7 +150,7 @@ fn apply_create(app: &Arc<App>, t: &Target, req: &Req, mut body: Value) -> ApiRe
         ));
     }
     set_meta(&mut body, "name", json!(name));
-    let obj = objects::prepare_create(app, &t.info, t.namespace.as_deref(), body)?;
+    let obj = objects::prepare_create(&app.backend, &t.info, t.namespace.as_deref(), body)?;
     match store_create(app, t, obj, req.dry_run()) {
         Ok(stored) => Ok(object_response(StatusCode::CREATED, &stored, &t.info)),
         // Lost a race with another creator: apply onto what is there now.
@@ -169,6 +173,7 @@ fn write_existing(
     let (res, key) = (info.storage(), ObjKey::new(t.ns(), name));
     loop {
         let cur = app
+            .backend
             .store
             .get(&res, &key)
             .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
@@ -183,11 +188,13 @@ fn write_existing(
         if dry_run {
             return Ok(Arc::new(next));
         }
-        match app.store.update(&res, &key, object_rv(&cur), next) {
+        match app.backend.store.update(&res, &key, object_rv(&cur), next) {
             Ok(stored) => {
-                objects::after_write(app, info, &stored);
-                if let Some(gone) = lifecycle::finish_if_done(&app.store, &res, &key, &stored) {
-                    objects::after_delete(app, info, &gone);
+                objects::after_write(&app.backend, info, &stored);
+                if let Some(gone) =
+                    lifecycle::finish_if_done(&app.backend.store, &res, &key, &stored)
+                {
+                    objects::after_delete(&app.backend, info, &gone);
                 }
                 return Ok(stored);
             }
@@ -245,14 +252,15 @@ pub fn delete(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
     let key = ObjKey::new(t.ns(), t.name.as_deref().unwrap_or_default());
     if req.dry_run() {
         let cur = app
+            .backend
             .store
             .get(&t.info.storage(), &key)
             .ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.plural, &key.name))?;
         return Ok(object_response(StatusCode::OK, &cur, &t.info));
     }
-    match lifecycle::delete(&app.store, &t.info, &key, &opts)? {
+    match lifecycle::delete(&app.backend.store, &t.info, &key, &opts)? {
         Deleted::Gone(obj) => {
-            objects::after_delete(app, &t.info, &obj);
+            objects::after_delete(&app.backend, &t.info, &obj);
             Ok(json_response(
                 StatusCode::OK,
                 &success_status(&t.info.group, &t.info.plural, &obj),
@@ -271,7 +279,7 @@ fn success_status(group: &str, plural: &str, obj: &Value) -> Value {
 pub fn delete_collection(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Response> {
     let filter = super::read::Filter::from_req(&t.info, req)?;
     let opts = delete_opts(req)?;
-    let (items, rv, _) = app.store.list(
+    let (items, rv, _) = app.backend.store.list(
         &t.info.storage(),
         t.namespace.as_deref(),
         None,
@@ -284,8 +292,8 @@ pub fn delete_collection(app: &Arc<App>, t: &Target, req: &Req) -> ApiResult<Res
             meta_str(obj, "namespace").unwrap_or_default(),
             meta_str(obj, "name").unwrap_or_default(),
         );
-        match lifecycle::delete(&app.store, &t.info, &key, &opts) {
-            Ok(Deleted::Gone(gone)) => objects::after_delete(app, &t.info, &gone),
+        match lifecycle::delete(&app.backend.store, &t.info, &key, &opts) {
+            Ok(Deleted::Gone(gone)) => objects::after_delete(&app.backend, &t.info, &gone),
             Ok(Deleted::Pending(_)) => {}
             Err(e) if e.code == 404 => {}
             Err(e) => causes.push(Cause::new(key.name.clone(), e.reason, e.message)),

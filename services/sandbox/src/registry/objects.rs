@@ -4,12 +4,13 @@
 
 use serde_json::{Value, json};
 
-use crate::api::App;
-use crate::error::{ApiError, ApiResult, Cause};
-use crate::meta::{self, meta_str, remove_meta, set_meta};
-use crate::resources::{ResourceInfo, crd};
-use crate::schema;
-use crate::store::{Obj, ObjKey, ResKey};
+use super::Backend;
+use super::strategy::NameRule;
+use crate::machinery::error::{ApiError, ApiResult, Cause};
+use crate::machinery::meta::{self, meta_str, remove_meta, set_meta};
+use crate::registry::resources::ResourceInfo;
+use crate::registry::schema;
+use crate::storage::{Obj, ObjKey, ResKey};
 
 /// Metadata fields clients may not set on create.
 const SERVER_SET: &[&str] = &[
@@ -25,7 +26,7 @@ const SERVER_SET: &[&str] = &[
 
 /// Turn a create request body into the object to store.
 pub fn prepare_create(
-    app: &App,
+    backend: &Backend,
     info: &ResourceInfo,
     ns: Option<&str>,
     mut obj: Value,
@@ -50,10 +51,9 @@ pub fn prepare_create(
             ));
         }
     };
-    let bad_name = if info.plural == "namespaces" {
-        meta::check_label(&name, "metadata.name")
-    } else {
-        meta::check_subdomain(&name, "metadata.name")
+    let bad_name = match info.strategy.name_rule {
+        NameRule::Label => meta::check_label(&name, "metadata.name"),
+        NameRule::Subdomain => meta::check_subdomain(&name, "metadata.name"),
     };
     if let Some(cause) = bad_name {
         return Err(ApiError::invalid(
@@ -64,8 +64,8 @@ pub fn prepare_create(
         ));
     }
     set_meta(&mut obj, "name", json!(name));
-    place_in_namespace(app, info, ns, &mut obj)?;
-    admit_service_account(app, info, &mut obj)?;
+    place_in_namespace(backend, info, ns, &mut obj)?;
+    (info.strategy.admit_create)(backend, &mut obj)?;
     for field in SERVER_SET {
         remove_meta(&mut obj, field);
     }
@@ -106,7 +106,7 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
 }
 
 fn place_in_namespace(
-    app: &App,
+    backend: &Backend,
     info: &ResourceInfo,
     ns: Option<&str>,
     obj: &mut Value,
@@ -123,7 +123,7 @@ fn place_in_namespace(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
-    let namespace = app
+    let namespace = backend
         .store
         .get(&ResKey::new("", "namespaces"), &ObjKey::new("", ns))
         .ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
@@ -138,39 +138,6 @@ fn place_in_namespace(
     Ok(())
 }
 
-/// kube-apiserver's ServiceAccount admission for a new Pod: the account (`default`
-/// when unset, and written into the spec) must exist in the pod's namespace, else the
-/// create is refused, as the real plugin refuses it.
-fn admit_service_account(app: &App, info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
-    if !info.group.is_empty() || info.plural != "pods" {
-        return Ok(());
-    }
-    let ns = meta_str(obj, "namespace").unwrap_or_default().to_owned();
-    let account = obj
-        .pointer("/spec/serviceAccountName")
-        .and_then(Value::as_str)
-        .filter(|a| !a.is_empty())
-        .unwrap_or("default")
-        .to_owned();
-    let exists = app
-        .store
-        .get(
-            &ResKey::new("", "serviceaccounts"),
-            &ObjKey::new(&ns, &account),
-        )
-        .is_some();
-    if !exists {
-        return Err(ApiError::forbidden(format!(
-            "pods \"{}\" is forbidden: error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found",
-            meta_str(obj, "name").unwrap_or_default()
-        )));
-    }
-    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("serviceAccountName".into(), json!(account));
-    }
-    Ok(())
-}
-
 /// Status the server sets on create (clients cannot set status when it is a subresource).
 fn initial_status(info: &ResourceInfo, obj: &mut Value) {
     let Some(map) = obj.as_object_mut() else {
@@ -179,27 +146,7 @@ fn initial_status(info: &ResourceInfo, obj: &mut Value) {
     if info.status_subresource {
         map.remove("status");
     }
-    match (info.group.as_str(), info.plural.as_str()) {
-        ("", "namespaces") => {
-            map.insert("status".into(), json!({"phase": "Active"}));
-            map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
-        }
-        ("", "secrets")
-            if map
-                .get("type")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty) =>
-        {
-            map.insert("type".into(), json!("Opaque"));
-        }
-        ("", "pods") => {
-            map.insert(
-                "status".into(),
-                json!({"phase": "Pending", "qosClass": "BestEffort"}),
-            );
-        }
-        _ => {}
-    }
+    (info.strategy.prepare_for_create)(map);
 }
 
 /// Schema validation for custom resources and CRD checks; prunes and defaults in place.
@@ -209,15 +156,8 @@ fn check_contents(info: &ResourceInfo, obj: &mut Value, old: Option<&Value>) -> 
         schema::prune(schema, obj, true);
         schema::apply_defaults(schema, obj);
         schema::validate(schema, obj, old, "")
-    } else if info.plural == "customresourcedefinitions" && info.group == "apiextensions.k8s.io" {
-        let causes = crd::validate(obj);
-        if causes.is_empty() && old.is_none() {
-            let status = crd::established_status(obj, &meta::now_rfc3339());
-            obj["status"] = status;
-        }
-        causes
     } else {
-        Vec::new()
+        (info.strategy.validate)(obj, old)
     };
     if causes.is_empty() {
         Ok(())
@@ -235,12 +175,7 @@ pub fn prepare_update(
 ) -> ApiResult<Value> {
     let mut next = if sub.is_some() {
         // Status writes change only status (and, for namespaces/finalize, spec).
-        let fields: &[&str] = if info.plural == "namespaces" {
-            &["status", "spec"]
-        } else {
-            &["status"]
-        };
-        with_fields_from(cur, proposed, fields)
+        with_fields_from(cur, proposed, info.strategy.status_fields)
     } else {
         let mut next = proposed;
         if !next.is_object() {
@@ -315,39 +250,13 @@ fn keep_server_metadata(cur: &Value, next: &mut Value) {
 }
 
 /// Side effects of a committed create or update.
-pub fn after_write(app: &App, info: &ResourceInfo, stored: &Obj) {
-    match (info.group.as_str(), info.plural.as_str()) {
-        ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            let name = meta_str(stored, "name").unwrap_or_default();
-            app.registry.set_crd(name, crd::resources(stored));
-        }
-        ("", "namespaces")
-            if meta_str(stored, "resourceVersion").is_some() && !meta::is_deleting(stored) =>
-        {
-            ensure_default_service_account(app, meta_str(stored, "name").unwrap_or_default());
-        }
-        _ => {}
-    }
-}
-
-fn ensure_default_service_account(app: &App, ns: &str) {
-    let res = ResKey::new("", "serviceaccounts");
-    let key = ObjKey::new(ns, "default");
-    if app.store.get(&res, &key).is_some() {
-        return;
-    }
-    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns,
-        "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": meta::now_rfc3339()}});
-    // AlreadyExists means a concurrent writer created it; either way it exists.
-    let _ = app.store.create(&res, &key, sa);
+pub fn after_write(backend: &Backend, info: &ResourceInfo, stored: &Obj) {
+    (info.strategy.after_write)(backend, stored);
 }
 
 /// Side effects of a committed delete that the HTTP path can do synchronously.
-pub fn after_delete(app: &App, info: &ResourceInfo, gone: &Obj) {
-    if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
-        app.registry
-            .set_crd(meta_str(gone, "name").unwrap_or_default(), Vec::new());
-    }
+pub fn after_delete(backend: &Backend, info: &ResourceInfo, gone: &Obj) {
+    (info.strategy.after_delete)(backend, gone);
 }
 
 #[cfg(test)]

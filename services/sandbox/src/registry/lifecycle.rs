@@ -3,10 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ApiResult};
-use crate::meta::{has_finalizers, is_deleting, now_rfc3339, set_meta};
-use crate::resources::ResourceInfo;
-use crate::store::{Obj, ObjKey, ResKey, Store, StoreError, object_rv};
+use super::strategy::{self, Deletion};
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::machinery::meta::{has_finalizers, is_deleting, now_rfc3339, set_meta};
+use crate::registry::resources::ResourceInfo;
+use crate::storage::{Obj, ObjKey, ResKey, Store, StoreError, object_rv};
 
 /// Finalizer the real server sets on owners deleted with `propagationPolicy=Foreground`.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -33,7 +34,7 @@ impl Propagation {
                 "",
                 "DeleteOptions",
                 "",
-                vec![crate::error::Cause::new(
+                vec![crate::machinery::error::Cause::new(
                     "propagationPolicy",
                     "FieldValueNotSupported",
                     format!(
@@ -65,15 +66,6 @@ pub enum Deleted {
     Pending(Obj),
 }
 
-/// Default propagation: batch/v1 Jobs orphan their pods unless told otherwise, like the real server.
-fn default_propagation(info: &ResourceInfo) -> Propagation {
-    if info.group == "batch" && info.plural == "jobs" {
-        Propagation::Orphan
-    } else {
-        Propagation::Background
-    }
-}
-
 /// Delete an object honouring preconditions, finalizers and the propagation policy.
 pub fn delete(
     store: &Store,
@@ -84,20 +76,20 @@ pub fn delete(
     let res = info.storage();
     let policy = opts
         .propagation
-        .unwrap_or_else(|| default_propagation(info));
+        .unwrap_or(info.strategy.default_propagation);
     loop {
         let cur = store
             .get(&res, key)
             .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, &key.name))?;
         check_preconditions(info, key, &cur, opts)?;
-        let uid = crate::meta::meta_str(&cur, "uid")
+        let uid = crate::machinery::meta::meta_str(&cur, "uid")
             .unwrap_or_default()
             .to_string();
         if policy == Propagation::Orphan {
             orphan_dependents(store, &uid);
         }
         let needs_wait = has_finalizers(&cur)
-            || info.plural == "namespaces" && info.group.is_empty()
+            || info.strategy.deletion == Deletion::NamespaceController
             || policy == Propagation::Foreground && !store.dependents(&uid).is_empty();
         if !needs_wait {
             match store.delete(&res, key, Some(object_rv(&cur))) {
@@ -125,11 +117,11 @@ fn check_preconditions(
     opts: &DeleteOpts,
 ) -> ApiResult<()> {
     if let Some(uid) = &opts.uid
-        && crate::meta::meta_str(cur, "uid") != Some(uid.as_str())
+        && crate::machinery::meta::meta_str(cur, "uid") != Some(uid.as_str())
     {
         let why = format!(
             "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-            crate::meta::meta_str(cur, "uid").unwrap_or_default()
+            crate::machinery::meta::meta_str(cur, "uid").unwrap_or_default()
         );
         return Err(ApiError::conflict(
             &info.group,
@@ -139,7 +131,7 @@ fn check_preconditions(
         ));
     }
     if let Some(rv) = &opts.resource_version
-        && crate::meta::meta_str(cur, "resourceVersion") != Some(rv.as_str())
+        && crate::machinery::meta::meta_str(cur, "resourceVersion") != Some(rv.as_str())
     {
         let why = format!(
             "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
@@ -173,7 +165,7 @@ fn mark_deleting(info: &ResourceInfo, cur: &Value, policy: Propagation) -> Value
             set_meta(&mut next, "finalizers", Value::Array(fins));
         }
     }
-    if info.plural == "namespaces" && info.group.is_empty() {
+    if info.strategy.deletion == Deletion::NamespaceController {
         next["status"] = json!({"phase": "Terminating"});
         next["spec"] = json!({"finalizers": ["kubernetes"]});
     }
@@ -220,7 +212,7 @@ pub fn modify(
     loop {
         let cur = store.get(res, key)?;
         let next = f(&cur)?;
-        if crate::meta::same_ignoring_rv(&cur, &next) {
+        if crate::machinery::meta::same_ignoring_rv(&cur, &next) {
             return None;
         }
         match store.update(res, key, object_rv(&cur), next) {
@@ -235,7 +227,7 @@ pub fn modify(
 pub fn finish_if_done(store: &Store, res: &ResKey, key: &ObjKey, obj: &Obj) -> Option<Obj> {
     if !is_deleting(obj)
         || has_finalizers(obj)
-        || (res.group.is_empty() && &*res.plural == "namespaces")
+        || strategy::of_storage(res).deletion == Deletion::NamespaceController
     {
         return None;
     }

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
+use crate::machinery::error::ApiError;
 
 /// One decoded protobuf field.
 enum Field<'a> {

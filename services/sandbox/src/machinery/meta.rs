@@ -3,7 +3,7 @@
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use crate::error::Cause;
+use crate::machinery::error::Cause;
 
 /// Current time as RFC 3339 with second precision, as Kubernetes serialises `metav1.Time`.
 pub fn now_rfc3339() -> String {

@@ -10,8 +10,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{App, Req, json_response};
-use crate::error::{ApiError, ApiResult};
-use crate::resources::ResourceInfo;
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::registry::resources::ResourceInfo;
 
 /// Answer a discovery path, or None when `path` is not one.
 pub fn serve(
@@ -30,9 +30,11 @@ pub fn serve(
         ["apis"] => Some(group_list(app)),
         ["apis", g] => Some(group(app, g)),
         ["apis", g, v] => Some(resource_list(app, g, v)),
-        ["openapi", "v3"] => Some(Some(super::openapi::index(&app.registry))),
-        ["openapi", "v3", "api", v] => Some(super::openapi::document(&app.registry, "", v)),
-        ["openapi", "v3", "apis", g, v] => Some(super::openapi::document(&app.registry, g, v)),
+        ["openapi", "v3"] => Some(Some(super::openapi::index(&app.backend.registry))),
+        ["openapi", "v3", "api", v] => Some(super::openapi::document(&app.backend.registry, "", v)),
+        ["openapi", "v3", "apis", g, v] => {
+            Some(super::openapi::document(&app.backend.registry, g, v))
+        }
         ["openapi", ..] | ["swagger.json"] => {
             return Some(Err(ApiError::no_route(path)));
         }
@@ -73,6 +75,7 @@ fn group_entry(name: &str, versions: &[String]) -> Value {
 
 fn group_list(app: &App) -> Option<Value> {
     let groups: Vec<Value> = app
+        .backend
         .registry
         .groups()
         .iter()
@@ -82,7 +85,7 @@ fn group_list(app: &App) -> Option<Value> {
 }
 
 fn group(app: &App, name: &str) -> Option<Value> {
-    let groups = app.registry.groups();
+    let groups = app.backend.registry.groups();
     let (_, versions) = groups.iter().find(|(g, _)| g == name)?;
     let mut entry = group_entry(name, versions);
     entry["kind"] = json!("APIGroup");
@@ -91,7 +94,7 @@ fn group(app: &App, name: &str) -> Option<Value> {
 }
 
 fn resource_list(app: &App, group: &str, version: &str) -> Option<Value> {
-    let resources = app.registry.resources(group, version)?;
+    let resources = app.backend.registry.resources(group, version)?;
     let mut list = Vec::new();
     for r in &resources {
         list.push(resource_entry(r));

@@ -14,10 +14,10 @@
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult, qualified};
-use crate::meta::meta_str;
-use crate::resources::ResourceInfo;
-use crate::store::{ResKey, Store};
+use crate::machinery::error::{ApiError, ApiResult, qualified};
+use crate::machinery::meta::meta_str;
+use crate::registry::resources::ResourceInfo;
+use crate::storage::{ResKey, Store};
 
 /// Serialises count-then-create for resources under a quota, so two concurrent creates
 /// cannot both take the last slot.
@@ -135,7 +135,7 @@ mod tests {
     use super::*;
 
     fn jobs() -> ResourceInfo {
-        crate::resources::builtin::all()
+        crate::registry::resources::builtin::all()
             .into_iter()
             .find(|r| r.plural == "jobs")
             .unwrap()
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn count_keys_name_the_group_except_for_core() {
         assert_eq!(count_key(&jobs()), "count/jobs.batch");
-        let cms = crate::resources::builtin::all()
+        let cms = crate::registry::resources::builtin::all()
             .into_iter()
             .find(|r| r.plural == "configmaps")
             .unwrap();

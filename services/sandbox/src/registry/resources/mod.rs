@@ -9,7 +9,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::Value;
 
-use crate::store::ResKey;
+use super::strategy::Strategy;
+use crate::storage::ResKey;
 
 /// One column of `additionalPrinterColumns`.
 #[derive(Debug, Clone)]
@@ -55,6 +56,8 @@ pub struct ResourceInfo {
     pub selectable_fields: Vec<String>,
     /// Name of the CRD that defines this resource (None for built-ins).
     pub crd: Option<String>,
+    /// How this resource differs from the generic behaviour, resolved when it is registered.
+    pub strategy: &'static Strategy,
 }
 
 impl ResourceInfo {

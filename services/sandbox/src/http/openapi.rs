@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::{Map, Value, json};
 
-use crate::resources::{Registry, ResourceInfo};
+use crate::registry::resources::{Registry, ResourceInfo};
 
 /// The `/openapi/v3` index: one entry per served group version.
 pub fn index(registry: &Registry) -> Value {

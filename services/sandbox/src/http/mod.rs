@@ -3,6 +3,7 @@
 //! One fallback handler parses the path itself because Kubernetes paths have a variable shape
 //! (`/api/v1/...` vs `/apis/{group}/{version}/...`, namespaced or not, optional subresource).
 
+pub mod access;
 mod discovery;
 mod openapi;
 mod protobuf;
@@ -23,10 +24,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::access;
-use crate::error::{ApiError, ApiResult};
-use crate::resources::{Registry, ResourceInfo};
-use crate::store::Store;
+use crate::machinery::error::{ApiError, ApiResult};
+use crate::registry::Backend;
+use crate::registry::resources::{Registry, ResourceInfo};
 
 /// Largest request body accepted (the real server's limit is 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -34,18 +34,14 @@ const MAX_BODY: usize = 3 * 1024 * 1024;
 /// Shared state of the HTTP layer.
 #[derive(Debug)]
 pub struct App {
-    /// Objects.
-    pub store: Arc<Store>,
-    /// Served resources.
-    pub registry: Arc<Registry>,
+    /// Objects, served resources and admission state, shared with the garbage collector.
+    pub backend: Arc<Backend>,
     /// How often an idle watch with allowWatchBookmarks gets a BOOKMARK.
     pub bookmark_interval: Duration,
     /// Cancelled on shutdown; ends open watches so the server can stop.
     pub shutdown: CancellationToken,
-    /// ResourceQuota object counts, checked on create.
-    pub quota: crate::quota::QuotaAdmission,
     /// Tokens and RBAC; None serves everyone.
-    pub access: Option<crate::access::Access>,
+    pub access: Option<crate::http::access::Access>,
 }
 
 /// The axum router serving the whole API.
@@ -183,14 +179,18 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResu
     if let Some(resp) = discovery::serve(app, method, path, &req) {
         return resp;
     }
-    let (target, watch_prefix) = parse_target(&app.registry, path)?;
+    let (target, watch_prefix) = parse_target(&app.backend.registry, path)?;
     let name_given = target.name.is_some();
     let watch = watch_prefix || is_true(req.q("watch"));
     if let Some(user) = &user
         && app.access.as_ref().is_some_and(access::Access::rbac)
     {
         let verb = access::verb(method, name_given, watch);
-        access::authorize(&app.store, user, &rbac_attributes(&target, verb, path))?;
+        access::authorize(
+            &app.backend.store,
+            user,
+            &rbac_attributes(&target, verb, path),
+        )?;
     }
     match (method.clone(), name_given) {
         (Method::GET, true) => read::get(app, &target, &req),
@@ -209,14 +209,18 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, req: Req) -> ApiResu
 
 /// What a resource request asks, in RBAC's terms.
 fn rbac_attributes<'a>(target: &'a Target, verb: &'a str, path: &str) -> access::Attributes<'a> {
-    let is_namespace = target.info.plural == "namespaces";
+    let is_namespace = target.info.strategy.is_namespace;
     access::Attributes {
         verb,
         group: &target.info.group,
         resource: &target.info.plural,
         // Served as `status`, authorised as what was asked for.
         subresource: match target.subresource.as_deref() {
-            Some("status") if is_namespace && path.ends_with("/finalize") => Some("finalize"),
+            Some("status")
+                if target.info.strategy.finalize_subresource && path.ends_with("/finalize") =>
+            {
+                Some("finalize")
+            }
             other => other,
         },
         // A request on a Namespace object is in that namespace, as on a real server.
@@ -267,7 +271,7 @@ fn parse_target(registry: &Registry, path: &str) -> ApiResult<(Target, bool)> {
     }
     if let Some(s) = sub
         && !(s == "status" && info.status_subresource
-            || info.plural == "namespaces" && s == "finalize")
+            || info.strategy.finalize_subresource && s == "finalize")
     {
         return Err(ApiError::no_route(path));
     }
@@ -320,5 +324,12 @@ pub fn object_response(code: StatusCode, obj: &Value, info: &ResourceInfo) -> Re
         json_response(code, obj)
     } else {
         json_response(code, &present(obj, info))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(code, &self.to_status())
     }
 }

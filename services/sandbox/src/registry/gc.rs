@@ -10,50 +10,54 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::api::App;
-use crate::lifecycle::{self, DeleteOpts, FOREGROUND, Propagation};
-use crate::meta::{has_finalizers, is_deleting, meta_str};
-use crate::store::{EventType, ObjKey, ResKey, StoredEvent, object_rv};
+use super::Backend;
+use super::strategy::{self, Deletion};
+use crate::machinery::meta::{has_finalizers, is_deleting, meta_str};
+use crate::registry::lifecycle::{self, DeleteOpts, FOREGROUND, Propagation};
+use crate::storage::{EventType, ObjKey, ResKey, StoredEvent, object_rv};
 
 /// Run the collector until the store stops sending events (shutdown).
-pub async fn run(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<Arc<StoredEvent>>) {
+pub async fn run(
+    backend: Arc<Backend>,
+    mut rx: mpsc::UnboundedReceiver<Arc<StoredEvent>>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             event = rx.recv() => match event {
-                Some(e) => handle(&app, &e),
+                Some(e) => handle(&backend, &e),
                 None => return,
             },
-            _ = app.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }
 
-fn handle(app: &App, e: &StoredEvent) {
+fn handle(backend: &Backend, e: &StoredEvent) {
     let obj = &e.object;
     if e.kind == EventType::Deleted {
-        on_deleted(app, e);
+        on_deleted(backend, e);
         return;
     }
     if !is_deleting(obj) {
         return;
     }
     if is_namespace(&e.res) {
-        cleanup_namespace(app, &e.key.name);
+        cleanup_namespace(backend, &e.key.name);
     } else if has_finalizer(obj, FOREGROUND) {
-        foreground(app, &e.res, &e.key);
+        foreground(backend, &e.res, &e.key);
     }
 }
 
-fn on_deleted(app: &App, e: &StoredEvent) {
+fn on_deleted(backend: &Backend, e: &StoredEvent) {
     let obj = &e.object;
     let uid = meta_str(obj, "uid").unwrap_or_default();
-    for (res, key) in app.store.dependents(uid) {
-        release_dependent(app, &res, &key, uid);
+    for (res, key) in backend.store.dependents(uid) {
+        release_dependent(backend, &res, &key, uid);
     }
-    if &*e.res.group == "apiextensions.k8s.io" && &*e.res.plural == "customresourcedefinitions" {
-        drop_custom_resources(app, obj);
-    }
+    (strategy::of_storage(&e.res).collect)(backend, obj);
     // A dependent going away may unblock an owner in foreground deletion.
     for owner in obj
         .pointer("/metadata/ownerReferences")
@@ -61,88 +65,89 @@ fn on_deleted(app: &App, e: &StoredEvent) {
         .into_iter()
         .flatten()
     {
-        if let Some((res, key)) = owner_key(app, &e.key.namespace, owner) {
-            foreground(app, &res, &key);
+        if let Some((res, key)) = owner_key(backend, &e.key.namespace, owner) {
+            foreground(backend, &res, &key);
         }
     }
     if !e.key.namespace.is_empty() {
-        let ns = app.store.get(
+        let ns = backend.store.get(
             &ResKey::new("", "namespaces"),
             &ObjKey::new("", &e.key.namespace),
         );
         if ns.is_some_and(|n| is_deleting(&n)) {
-            cleanup_namespace(app, &e.key.namespace);
+            cleanup_namespace(backend, &e.key.namespace);
         }
     }
 }
 
 /// The owner is gone: drop the reference, and delete the dependent when no owner remains.
-fn release_dependent(app: &App, res: &ResKey, key: &ObjKey, owner_uid: &str) {
-    let Some(dep) = app.store.get(res, key) else {
+fn release_dependent(backend: &Backend, res: &ResKey, key: &ObjKey, owner_uid: &str) {
+    let Some(dep) = backend.store.get(res, key) else {
         return;
     };
-    let others = crate::store::owner_uids(&dep)
+    let others = crate::storage::owner_uids(&dep)
         .into_iter()
         .filter(|u| u != owner_uid)
         .count();
     if others > 0 {
-        lifecycle::modify(&app.store, res, key, |cur| {
+        lifecycle::modify(&backend.store, res, key, |cur| {
             let mut next = cur.clone();
             lifecycle::drop_owner_ref(&mut next, owner_uid);
             Some(next)
         });
     } else if !is_deleting(&dep) {
-        delete(app, res, key);
+        delete(backend, res, key);
     }
 }
 
-fn delete(app: &App, res: &ResKey, key: &ObjKey) {
+fn delete(backend: &Backend, res: &ResKey, key: &ObjKey) {
     let opts = DeleteOpts {
         propagation: Some(Propagation::Background),
         ..Default::default()
     };
-    match app.registry.by_storage(res) {
+    match backend.registry.by_storage(res) {
         Some(info) => {
             if let Ok(lifecycle::Deleted::Gone(gone)) =
-                lifecycle::delete(&app.store, &info, key, &opts)
+                lifecycle::delete(&backend.store, &info, key, &opts)
             {
-                crate::objects::after_delete(app, &info, &gone);
+                crate::registry::objects::after_delete(backend, &info, &gone);
             }
         }
         // Resource no longer served (its CRD is gone): remove the data directly.
         None => {
-            let _ = app.store.delete(res, key, None);
+            let _ = backend.store.delete(res, key, None);
         }
     }
 }
 
 /// Foreground deletion: delete dependents; finish the owner once no blocking dependent remains.
-fn foreground(app: &App, res: &ResKey, key: &ObjKey) {
-    let Some(owner) = app.store.get(res, key) else {
+fn foreground(backend: &Backend, res: &ResKey, key: &ObjKey) {
+    let Some(owner) = backend.store.get(res, key) else {
         return;
     };
     if !is_deleting(&owner) || !has_finalizer(&owner, FOREGROUND) {
         return;
     }
     let uid = meta_str(&owner, "uid").unwrap_or_default().to_string();
-    for (dres, dkey) in app.store.dependents(&uid) {
-        if app
+    for (dres, dkey) in backend.store.dependents(&uid) {
+        if backend
             .store
             .get(&dres, &dkey)
             .is_some_and(|d| !is_deleting(&d))
         {
-            delete(app, &dres, &dkey);
+            delete(backend, &dres, &dkey);
         }
     }
-    let blocked = app
-        .store
-        .dependents(&uid)
-        .iter()
-        .any(|(dres, dkey)| app.store.get(dres, dkey).is_some_and(|d| blocks(&d, &uid)));
+    let blocked = backend.store.dependents(&uid).iter().any(|(dres, dkey)| {
+        backend
+            .store
+            .get(dres, dkey)
+            .is_some_and(|d| blocks(&d, &uid))
+    });
     if blocked {
         return;
     }
-    let updated = lifecycle::modify(&app.store, res, key, |cur| {
+    let updated = lifecycle::modify(&backend.store, res, key, |cur| {
         let mut next = cur.clone();
         let fins = next
             .pointer_mut("/metadata/finalizers")
@@ -151,10 +156,10 @@ fn foreground(app: &App, res: &ResKey, key: &ObjKey) {
         Some(next)
     });
     if let Some(obj) = updated
-        && let Some(gone) = lifecycle::finish_if_done(&app.store, res, key, &obj)
-        && let Some(info) = app.registry.by_storage(res)
+        && let Some(gone) = lifecycle::finish_if_done(&backend.store, res, key, &obj)
+        && let Some(info) = backend.registry.by_storage(res)
     {
-        crate::objects::after_delete(app, &info, &gone);
+        crate::registry::objects::after_delete(backend, &info, &gone);
     }
 }
 
@@ -175,11 +180,11 @@ fn has_finalizer(obj: &Value, name: &str) -> bool {
 }
 
 fn is_namespace(res: &ResKey) -> bool {
-    res.group.is_empty() && &*res.plural == "namespaces"
+    strategy::of_storage(res).deletion == Deletion::NamespaceController
 }
 
-fn owner_key(app: &App, namespace: &str, owner: &Value) -> Option<(ResKey, ObjKey)> {
-    let info = app
+fn owner_key(backend: &Backend, namespace: &str, owner: &Value) -> Option<(ResKey, ObjKey)> {
+    let info = backend
         .registry
         .by_kind(owner["apiVersion"].as_str()?, owner["kind"].as_str()?)?;
     let ns = if info.namespaced { namespace } else { "" };
@@ -187,42 +192,25 @@ fn owner_key(app: &App, namespace: &str, owner: &Value) -> Option<(ResKey, ObjKe
 }
 
 /// Delete everything in a terminating namespace; remove the namespace once it is empty.
-fn cleanup_namespace(app: &App, ns: &str) {
-    let contents = app.store.keys_in_namespace(ns);
+fn cleanup_namespace(backend: &Backend, ns: &str) {
+    let contents = backend.store.keys_in_namespace(ns);
     for (res, key) in &contents {
-        if app.store.get(res, key).is_some_and(|o| !is_deleting(&o)) {
-            delete(app, res, key);
+        if backend
+            .store
+            .get(res, key)
+            .is_some_and(|o| !is_deleting(&o))
+        {
+            delete(backend, res, key);
         }
     }
-    if !app.store.keys_in_namespace(ns).is_empty() {
+    if !backend.store.keys_in_namespace(ns).is_empty() {
         return;
     }
     let (res, key) = (ResKey::new("", "namespaces"), ObjKey::new("", ns));
-    if let Some(obj) = app.store.get(&res, &key)
+    if let Some(obj) = backend.store.get(&res, &key)
         && is_deleting(&obj)
         && !has_finalizers(&obj)
     {
-        let _ = app.store.delete(&res, &key, Some(object_rv(&obj)));
-    }
-}
-
-/// A deleted CRD takes its custom resources with it.
-fn drop_custom_resources(app: &App, crd: &Value) {
-    let name = meta_str(crd, "name").unwrap_or_default();
-    app.registry.set_crd(name, Vec::new());
-    let (Some(group), Some(plural)) = (
-        crd.pointer("/spec/group").and_then(Value::as_str),
-        crd.pointer("/spec/names/plural").and_then(Value::as_str),
-    ) else {
-        return;
-    };
-    let res = ResKey::new(group, plural);
-    let (items, _, _) = app.store.list(&res, None, None, None, &|_| true);
-    for obj in items {
-        let key = ObjKey::new(
-            meta_str(&obj, "namespace").unwrap_or_default(),
-            meta_str(&obj, "name").unwrap_or_default(),
-        );
-        let _ = app.store.delete(&res, &key, None);
+        let _ = backend.store.delete(&res, &key, Some(object_rv(&obj)));
     }
 }
