@@ -24,6 +24,7 @@ pub mod index;
 pub mod kube_errors;
 pub mod ledger;
 pub mod metrics;
+pub mod owned;
 pub mod primitive;
 mod runtime;
 pub mod session;
