@@ -1,12 +1,13 @@
 //! The admin port: `/livez`, `/readyz`, `/metrics` (axum) and gRPC health (tonic-health)
-//! on one listener; gRPC requests are told apart by path.
+//! on one listener; gRPC requests are told apart by path. `/metrics` negotiates
+//! OpenMetrics or the Prometheus text format as workflow-api's does (`wfe_process`).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -75,18 +76,11 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     (code, r.explain())
 }
 
-async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+/// The registry in the format the scraper asks for (see [`wfe_process::metrics`]).
+async fn metrics(State(s): State<AdminState>, headers: HeaderMap) -> Response {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
+        Ok(()) => wfe_process::metrics::negotiated(&headers, body),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

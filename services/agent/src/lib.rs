@@ -8,11 +8,13 @@
 //!    Hello/Ack/Status/Heartbeat ▲          │ spawn start/cancel/release    ▲ reports
 //!                                          ▼                               │
 //!                                     Executor (job / tekton) ── reflectors (kube-rs)
+//!                                       └─ owned: create/adopt/collide/cancel/release
 //!  admin port: /livez /readyz /metrics + grpc.health.v1
 //! ```
 //!
 //! The launcher calls [`run`] with the parsed [`AgentArgs`], an [`Executor`] and a shutdown
-//! token; the first cancellation of the token starts the drain.
+//! token (`wfe_process::shutdown::on_signals`); the first cancellation of the token starts
+//! the drain.
 
 pub mod admin;
 pub mod args;
@@ -24,6 +26,7 @@ pub mod index;
 pub mod kube_errors;
 pub mod ledger;
 pub mod metrics;
+pub mod owned;
 pub mod primitive;
 mod runtime;
 pub mod session;
@@ -198,33 +201,4 @@ async fn probe_availability(
 /// collector once [`run`] sees `--otlp-endpoint`.
 pub fn init_tracing() {
     wfe_telemetry::init(false);
-}
-
-/// A token cancelled on the first SIGTERM or Ctrl-C (the drain); a second signal exits.
-pub fn shutdown_on_signals() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        wait_signal().await;
-        tracing::info!("shutdown signal: draining");
-        t.cancel();
-        wait_signal().await;
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
-    });
-    token
-}
-
-async fn wait_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => return,
-                _ = tokio::signal::ctrl_c() => return,
-            }
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

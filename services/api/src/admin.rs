@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::metrics::Metrics;
@@ -56,25 +56,7 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 /// OpenMetrics for scrapers that ask for it (Prometheus does), the Prometheus text format
-/// 0.0.4 otherwise (promtool, curl, older scrapers).
-async fn metrics_handler(
-    State(s): State<AdminState>,
-    headers: axum::http::HeaderMap,
-) -> impl IntoResponse {
-    let openmetrics = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    let text = s.metrics.encode();
-    if openmetrics {
-        let ct = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-        ([(header::CONTENT_TYPE, ct)], text)
-    } else {
-        let ct = "text/plain; version=0.0.4; charset=utf-8";
-        (
-            [(header::CONTENT_TYPE, ct)],
-            crate::metrics::to_prometheus_text(&text),
-        )
-    }
+/// 0.0.4 otherwise (promtool, curl, older scrapers): [`wfe_process::metrics`].
+async fn metrics_handler(State(s): State<AdminState>, headers: HeaderMap) -> Response {
+    wfe_process::metrics::negotiated(&headers, s.metrics.encode())
 }

@@ -186,27 +186,8 @@ pub enum AuditSinkKind {
     Datastorage,
 }
 
-/// Parses `500ms`, `2s`, `5m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {s:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
+/// Parses `500ms`, `2s`, `5m`, `1h` or a bare number of seconds ([`wfe_process::duration`]).
+pub use wfe_process::duration::parse as parse_duration;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

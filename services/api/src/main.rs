@@ -7,6 +7,6 @@ async fn main() -> anyhow::Result<()> {
     let config = wfe_api::Config::parse();
     wfe_api::server::init_tracing(&config.log_format);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(wfe_api::server::signal_shutdown(shutdown.clone()));
+    tokio::spawn(wfe_process::shutdown::cancel_on_signal(shutdown.clone()));
     wfe_api::run(config, shutdown).await
 }

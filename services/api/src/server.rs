@@ -344,31 +344,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(())
 }
 
-/// Cancels `token` on SIGTERM or SIGINT.
-pub async fn signal_shutdown(token: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown signal received; draining");
-    token.cancel();
-}
-
 /// Installs the tracing subscriber (`RUST_LOG`, default `info`); `json` for JSON lines.
 /// Spans reach a collector only once [`start`] sees `--otlp-endpoint`.
 pub fn init_tracing(format: &str) {

@@ -93,7 +93,7 @@ fn agent_main(args: &[String]) -> anyhow::Result<()> {
             drain_timeout: Duration::from_secs(5),
             backoff: wfe_agent::backoff::Backoff::default(),
         };
-        let stop = wfe_agent::shutdown_on_signals();
+        let stop = wfe_process::shutdown::on_signals();
         wfe_agent::run_with(cfg, Arc::new(exec), admin, stop).await
     })
 }

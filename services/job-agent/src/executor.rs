@@ -1,4 +1,6 @@
-//! The job engine's [`Executor`]: creates, adopts, watches, cancels and releases Jobs.
+//! The job engine's [`Executor`]: watches Jobs with their pods and events, and reads
+//! their status; creating, adopting, cancelling and releasing run on `wfe_agent::owned`'s
+//! skeleton through the [`OwnedPrimitive`] impl in `run.rs` (a cancel deletes the Job).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,6 @@ use futures::stream::{BoxStream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -16,17 +17,11 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wfe_agent::index::IndexedStore;
-use wfe_agent::kube_errors::{
-    create_failure, create_with_retries, is_already_exists, is_not_found,
-};
-use wfe_agent::primitive::{
-    Observation, Owner, cancel_reason, execution_selector, owned_selector, owner_from_assign,
-    owner_from_cancel, owner_of, primitive_ref, report,
-};
+use wfe_agent::owned::{self, OwnedPrimitive};
+use wfe_agent::primitive::{Observation, Owner, owned_selector, owner_of, primitive_ref, report};
 use wfe_agent::{Availability, Executor, ExecutorError};
-use wfe_core::failure::{FailureDetails, FailureReason};
-use wfe_k8s::labels;
 use wfe_proto::agent::{Assign, Cancel, PrimitivePhase, Release, StatusReport};
+use wfe_proto::v1::PrimitiveReference;
 
 use crate::job::build_job;
 use crate::status::{JobState, Policy, job_state};
@@ -95,22 +90,10 @@ impl JobExecutor {
         }
     }
 
-    fn api(&self) -> Api<Job> {
-        Api::namespaced(self.client.clone(), &self.cfg.namespace)
-    }
-
     fn job(&self, name: &str) -> Option<Arc<Job>> {
         self.jobs
             .store()
             .get(&ObjectRef::new(name).within(&self.cfg.namespace))
-    }
-
-    /// The Job of an execution (newest attempt) from the cache.
-    fn find_by_uid(&self, uid: &str) -> Option<Arc<Job>> {
-        self.jobs
-            .find(uid)
-            .into_iter()
-            .max_by_key(|j| owner_of(&j.metadata).map_or(0, |o| o.attempt))
     }
 
     fn pods_of(&self, name: &str) -> Vec<Arc<Pod>> {
@@ -135,23 +118,6 @@ impl JobExecutor {
         let state = self.state_of(job, &owner, now);
         let r = report(&owner, Some(self.reference(job)), &state.observation, now);
         Some((r, state.abort && !is_finished(job)))
-    }
-
-    fn reference(&self, job: &Job) -> wfe_proto::v1::PrimitiveReference {
-        primitive_ref(&self.cfg.cluster_id, "batch/v1", "Job", &job.metadata)
-    }
-
-    fn failed(
-        &self,
-        owner: &Owner,
-        reason: FailureReason,
-        message: String,
-        started: bool,
-        job: Option<&Job>,
-    ) -> StatusReport {
-        let now = Timestamp::now();
-        let obs = Observation::failed(FailureDetails::new(reason, message, started, now), owner);
-        report(owner, job.map(|j| self.reference(j)), &obs, now)
     }
 }
 

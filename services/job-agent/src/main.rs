@@ -7,6 +7,6 @@ use wfe_job_agent::cli::JobAgentCli;
 async fn main() -> anyhow::Result<()> {
     wfe_agent::init_tracing();
     JobAgentCli::parse()
-        .run(wfe_agent::shutdown_on_signals())
+        .run(wfe_process::shutdown::on_signals())
         .await
 }

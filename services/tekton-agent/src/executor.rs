@@ -1,5 +1,7 @@
-//! The tekton engine's [`Executor`]: creates, adopts, watches, cancels and releases
-//! PipelineRuns.
+//! The tekton engine's [`Executor`]: discovers Tekton, watches PipelineRuns with their
+//! TaskRuns, and reads their status; creating, adopting, cancelling and releasing run on
+//! `wfe_agent::owned`'s skeleton through the [`OwnedPrimitive`] impl in `run.rs` (a cancel
+//! sets `spec.status: Cancelled`, a release deletes).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,24 +9,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
 use jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use wfe_agent::kube_errors::{
-    create_failure, create_with_retries, is_already_exists, is_not_found,
-};
-use wfe_agent::primitive::{
-    Observation, Owner, cancel_reason, execution_selector, owned_selector, owner_from_assign,
-    owner_from_cancel, owner_of, primitive_ref, report,
-};
+use wfe_agent::kube_errors::is_not_found;
+use wfe_agent::owned::{self, OwnedPrimitive};
+use wfe_agent::primitive::{Observation, Owner, owned_selector, owner_of, primitive_ref, report};
 use wfe_agent::{Availability, Executor, ExecutorError};
-use wfe_core::failure::{FailureDetails, FailureReason};
 use wfe_k8s::labels;
 use wfe_k8s::tekton::{PipelineRun, TaskRun};
 use wfe_proto::agent::{Assign, Cancel, PrimitivePhase, Release, StatusReport};
+use wfe_proto::v1::PrimitiveReference;
 
 use crate::pipeline_run::build_pipeline_run;
 use crate::status::{Policy, RunState, run_state};
@@ -115,30 +113,9 @@ impl TektonExecutor {
         self
     }
 
-    fn api(&self) -> Api<PipelineRun> {
-        Api::namespaced(self.client.clone(), &self.cfg.namespace)
-    }
-
     fn run(&self, name: &str) -> Option<Arc<PipelineRun>> {
         self.runs
             .get(&ObjectRef::new(name).within(&self.cfg.namespace))
-    }
-
-    fn find_by_uid(&self, uid: &str) -> Option<Arc<PipelineRun>> {
-        self.runs
-            .state()
-            .into_iter()
-            .filter(|r| owner_of(&r.metadata).is_some_and(|o| o.key.uid == uid))
-            .max_by_key(|r| owner_of(&r.metadata).map_or(0, |o| o.attempt))
-    }
-
-    fn reference(&self, pr: &PipelineRun) -> wfe_proto::v1::PrimitiveReference {
-        primitive_ref(
-            &self.cfg.cluster_id,
-            "tekton.dev/v1",
-            "PipelineRun",
-            &pr.metadata,
-        )
     }
 
     fn state(&self, pr: &PipelineRun, owner: &Owner, now: Timestamp) -> RunState {
@@ -153,29 +130,12 @@ impl TektonExecutor {
         run_state(pr, &trs, owner, &self.policy, now)
     }
 
-    fn observation(&self, pr: &PipelineRun, owner: &Owner, now: Timestamp) -> Observation {
-        self.state(pr, owner, now).observation
-    }
-
     /// The report of a run, and whether the agent must stop it.
     fn report_of(&self, pr: &PipelineRun, now: Timestamp) -> Option<(StatusReport, bool)> {
         let owner = owner_of(&pr.metadata)?;
         let state = self.state(pr, &owner, now);
         let r = report(&owner, Some(self.reference(pr)), &state.observation, now);
         Some((r, state.abort))
-    }
-
-    fn failed(
-        &self,
-        owner: &Owner,
-        reason: FailureReason,
-        message: String,
-        started: bool,
-        pr: Option<&PipelineRun>,
-    ) -> StatusReport {
-        let now = Timestamp::now();
-        let obs = Observation::failed(FailureDetails::new(reason, message, started, now), owner);
-        report(owner, pr.map(|p| self.reference(p)), &obs, now)
     }
 }
 

@@ -7,6 +7,6 @@ use wfe_tekton_agent::cli::TektonAgentCli;
 async fn main() -> anyhow::Result<()> {
     wfe_agent::init_tracing();
     TektonAgentCli::parse()
-        .run(wfe_agent::shutdown_on_signals())
+        .run(wfe_process::shutdown::on_signals())
         .await
 }

@@ -1,4 +1,5 @@
-//! The [`Executor`] implementation: watch loop, start/adopt, cancel, release.
+//! The [`Executor`] implementation: the watch loop here, start/adopt, cancel and release
+//! on the shared skeleton ([`owned`]) through [`OwnedPrimitive`].
 
 use super::*;
 
@@ -62,7 +63,7 @@ impl JobExecutor {
         if abort {
             // The execution already failed (e.g. repeated OOM kills): stop the Job.
             tracing::info!(job = %job.name_any(), "giving up on job; deleting it");
-            if let Err(e) = self.delete(&job.name_any()).await {
+            if let Err(e) = self.stop(&job.name_any()).await {
                 tracing::warn!(error = %e, job = %job.name_any(), "cannot delete job");
             }
         }
@@ -101,131 +102,51 @@ impl JobExecutor {
             Change::Nothing => {}
         }
     }
+}
 
-    async fn delete(&self, name: &str) -> Result<(), kube::Error> {
-        match self.api().delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+/// What a Job engine builds, how it stops (deletion), how it reads status; the
+/// create/adopt/collide/cancel/release skeleton is [`owned`]'s.
+#[async_trait]
+impl OwnedPrimitive for JobExecutor {
+    type Object = Job;
+    const KIND: &'static str = "Job";
+    const STOPPED: &'static str = "deleted";
+
+    fn engine(&self) -> &'static str {
+        ENGINE
     }
 
-    /// The existing Job of an execution: the cache, and for an adoption also a fresh
-    /// list (the cache may not have seen a Job another replica just created).
-    async fn existing(&self, uid: &str, adopt: bool) -> Option<Arc<Job>> {
-        if let Some(j) = self.find_by_uid(uid) {
-            return Some(j);
-        }
-        if !adopt {
-            return None;
-        }
-        let lp = ListParams::default().labels(&execution_selector(ENGINE, uid));
-        match self.api().list(&lp).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .max_by_key(|j| owner_of(&j.metadata).map_or(0, |o| o.attempt))
-                .map(Arc::new),
-            Err(e) => {
-                tracing::warn!(error = %e, execution = %uid, "cannot list jobs for adoption");
-                None
-            }
-        }
+    fn namespace(&self) -> &str {
+        &self.cfg.namespace
     }
 
-    /// Takes over an existing Job: records the new assignment on it, reports its state.
-    async fn adopt(&self, job: Arc<Job>, a: &Assign) -> StatusReport {
-        let name = job.name_any();
-        let current = owner_of(&job.metadata).map_or(0, |o| o.fencing_token);
-        if a.fencing_token > current {
-            let patch = serde_json::json!({"metadata": {
-                "labels": {labels::ATTEMPT: a.attempt.to_string()},
-                "annotations": {labels::FENCING_TOKEN_ANNOTATION: a.fencing_token.to_string()},
-            }});
-            if let Err(e) = self
-                .api()
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                tracing::warn!(error = %e, job = %name, "cannot record adoption on job");
-            }
-        }
-        tracing::info!(job = %name, execution = %owner_from_assign(a).key.uid, "adopted job");
-        let mut owner = owner_of(&job.metadata).unwrap_or_else(|| owner_from_assign(a));
-        owner.fencing_token = owner.fencing_token.max(a.fencing_token);
-        owner.attempt = a.attempt;
-        let now = Timestamp::now();
-        let state = self.state_of(&job, &owner, now);
-        report(&owner, Some(self.reference(&job)), &state.observation, now)
+    fn api(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), &self.cfg.namespace)
     }
 
-    async fn create(&self, a: &Assign, owner: &Owner) -> StatusReport {
-        let ns = &self.cfg.namespace;
-        if !a.primitive_namespace.is_empty() && a.primitive_namespace != *ns {
-            let msg = format!(
-                "this agent runs Jobs in namespace {ns}, not {}",
-                a.primitive_namespace
-            );
-            return self.failed(owner, FailureReason::ConfigurationError, msg, false, None);
-        }
-        let job = match build_job(a, ns, Timestamp::now()) {
-            Ok(j) => j,
-            Err(e) => {
-                return self.failed(
-                    owner,
-                    FailureReason::ConfigurationError,
-                    e.to_string(),
-                    false,
-                    None,
-                );
-            }
-        };
-        let api = self.api();
-        let params = PostParams::default();
-        match create_with_retries(|| api.create(&params, &job)).await {
-            Ok(created) => {
-                tracing::info!(job = %created.name_any(), execution = %owner.key.uid, "created job");
-                let now = Timestamp::now();
-                let state = self.state_of(&created, owner, now);
-                report(
-                    owner,
-                    Some(self.reference(&created)),
-                    &state.observation,
-                    now,
-                )
-            }
-            Err(e) if is_already_exists(&e) => self.collision(a, owner).await,
-            Err(e) => {
-                let (reason, msg) = create_failure("Job", &e);
-                self.failed(owner, reason, msg, false, None)
-            }
-        }
+    fn cached(&self, name: &str) -> Option<Arc<Job>> {
+        self.job(name)
     }
 
-    /// The deterministic name is taken: adopt it if it is this execution's.
-    async fn collision(&self, a: &Assign, owner: &Owner) -> StatusReport {
-        match self.api().get(&a.primitive_name).await {
-            Ok(job) if owner_of(&job.metadata).is_some_and(|o| o.key.uid == owner.key.uid) => {
-                self.adopt(Arc::new(job), a).await
-            }
-            Ok(job) => {
-                let other = owner_of(&job.metadata)
-                    .map(|o| o.key.uid)
-                    .unwrap_or_else(|| "nobody".into());
-                let msg = format!(
-                    "Job {} already exists and belongs to execution {other}",
-                    a.primitive_name
-                );
-                self.failed(owner, FailureReason::Unknown, msg, false, None)
-            }
-            Err(e) => self.failed(
-                owner,
-                FailureReason::Unknown,
-                format!("Job exists but cannot be read: {e}"),
-                false,
-                None,
-            ),
-        }
+    fn cached_of(&self, uid: &str) -> Vec<Arc<Job>> {
+        self.jobs.find(uid)
+    }
+
+    fn build(&self, a: &Assign, now: Timestamp) -> Result<Job, String> {
+        build_job(a, &self.cfg.namespace, now).map_err(|e| e.to_string())
+    }
+
+    fn observation(&self, job: &Job, owner: &Owner, now: Timestamp) -> Observation {
+        self.state_of(job, owner, now).observation
+    }
+
+    fn reference(&self, job: &Job) -> PrimitiveReference {
+        primitive_ref(&self.cfg.cluster_id, "batch/v1", "Job", &job.metadata)
+    }
+
+    /// A Job cannot be paused: deletion (background, so its pods go too) stops it.
+    async fn stop(&self, name: &str) -> Result<(), kube::Error> {
+        owned::delete(self, name).await
     }
 }
 
@@ -278,57 +199,14 @@ impl Executor for JobExecutor {
     }
 
     async fn start(&self, a: &Assign) -> StatusReport {
-        let owner = owner_from_assign(a);
-        match self.existing(&owner.key.uid, a.adopt).await {
-            Some(job) => self.adopt(job, a).await,
-            None => self.create(a, &owner).await,
-        }
+        owned::start(self, a).await
     }
 
     async fn cancel(&self, c: &Cancel) -> Result<StatusReport, ExecutorError> {
-        let why = cancel_reason(c);
-        let uid = c
-            .execution
-            .as_ref()
-            .map(|k| k.uid.as_str())
-            .unwrap_or_default();
-        let Some(job) = self.find_by_uid(uid) else {
-            let owner = owner_from_cancel(c);
-            return Ok(self.failed(
-                &owner,
-                FailureReason::Cancelled,
-                format!("Cancelled before a Job existed: {why}"),
-                false,
-                None,
-            ));
-        };
-        let mut owner = owner_of(&job.metadata).unwrap_or_default();
-        owner.fencing_token = owner.fencing_token.max(c.fencing_token);
-        let started = self
-            .state_of(&job, &owner, Timestamp::now())
-            .observation
-            .started_at
-            .is_some();
-        self.delete(&job.name_any()).await?;
-        let msg = format!("Job {} deleted: {why}", job.name_any());
-        Ok(self.failed(&owner, FailureReason::Cancelled, msg, started, Some(&job)))
+        owned::cancel(self, c).await
     }
 
     async fn release(&self, r: &Release) -> Result<(), ExecutorError> {
-        let uid = r.execution.as_ref().map(|k| k.uid.as_str()).unwrap_or("");
-        let name = r
-            .primitive
-            .as_ref()
-            .map(|p| p.name.clone())
-            .filter(|n| !n.is_empty())
-            .or_else(|| self.find_by_uid(uid).map(|j| j.name_any()));
-        let Some(name) = name else { return Ok(()) };
-        // Never delete a Job of another execution (upstream #383).
-        if let Some(job) = self.job(&name)
-            && owner_of(&job.metadata).is_some_and(|o| o.key.uid != uid)
-        {
-            return Ok(());
-        }
-        self.delete(&name).await.map_err(ExecutorError::from)
+        owned::release(self, r).await
     }
 }

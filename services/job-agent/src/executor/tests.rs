@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use wfe_k8s::labels;
 
 fn event(kind: &str, name: &str) -> Event {
     serde_json::from_value(json!({

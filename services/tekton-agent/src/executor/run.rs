@@ -1,4 +1,5 @@
-//! The [`Executor`] implementation: discovery, watch loop, start/adopt, cancel, release.
+//! The [`Executor`] implementation: discovery and the watch loop here, start/adopt,
+//! cancel and release on the shared skeleton ([`owned`]) through [`OwnedPrimitive`].
 
 use super::*;
 
@@ -52,20 +53,6 @@ impl TektonExecutor {
         }
     }
 
-    /// `spec.status: Cancelled`: Tekton stops the TaskRuns and keeps the record.
-    pub(super) async fn stop(&self, name: &str) -> Result<(), kube::Error> {
-        let patch = serde_json::json!({"spec": {"status": "Cancelled"}});
-        match self
-            .api()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     async fn on_change(&self, c: Change, tx: &mpsc::Sender<StatusReport>) {
         let now = Timestamp::now();
         match c {
@@ -104,116 +91,73 @@ impl TektonExecutor {
             Change::Nothing => {}
         }
     }
+}
 
-    async fn existing(&self, uid: &str, adopt: bool) -> Option<Arc<PipelineRun>> {
-        if let Some(r) = self.find_by_uid(uid) {
-            return Some(r);
-        }
-        if !adopt {
-            return None;
-        }
-        let lp = ListParams::default().labels(&execution_selector(ENGINE, uid));
-        match self.api().list(&lp).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .max_by_key(|r| owner_of(&r.metadata).map_or(0, |o| o.attempt))
-                .map(Arc::new),
-            Err(e) => {
-                tracing::warn!(error = %e, execution = %uid, "cannot list pipelineruns for adoption");
-                None
-            }
-        }
+/// What a Tekton engine builds, how it stops (`spec.status: Cancelled`), how it reads
+/// status; the create/adopt/collide/cancel/release skeleton is [`owned`]'s.
+#[async_trait]
+impl OwnedPrimitive for TektonExecutor {
+    type Object = PipelineRun;
+    const KIND: &'static str = "PipelineRun";
+    const STOPPED: &'static str = "cancelled";
+
+    fn engine(&self) -> &'static str {
+        ENGINE
     }
 
-    async fn adopt(&self, pr: Arc<PipelineRun>, a: &Assign) -> StatusReport {
-        let name = pr.name_any();
-        if a.fencing_token > owner_of(&pr.metadata).map_or(0, |o| o.fencing_token) {
-            let patch = serde_json::json!({"metadata": {
-                "labels": {labels::ATTEMPT: a.attempt.to_string()},
-                "annotations": {labels::FENCING_TOKEN_ANNOTATION: a.fencing_token.to_string()},
-            }});
-            if let Err(e) = self
-                .api()
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                tracing::warn!(error = %e, pipelinerun = %name, "cannot record adoption");
-            }
-        }
-        tracing::info!(pipelinerun = %name, "adopted pipelinerun");
-        let mut owner = owner_of(&pr.metadata).unwrap_or_else(|| owner_from_assign(a));
-        owner.fencing_token = owner.fencing_token.max(a.fencing_token);
-        owner.attempt = a.attempt;
-        let now = Timestamp::now();
-        report(
-            &owner,
-            Some(self.reference(&pr)),
-            &self.observation(&pr, &owner, now),
-            now,
+    fn namespace(&self) -> &str {
+        &self.cfg.namespace
+    }
+
+    fn api(&self) -> Api<PipelineRun> {
+        Api::namespaced(self.client.clone(), &self.cfg.namespace)
+    }
+
+    fn cached(&self, name: &str) -> Option<Arc<PipelineRun>> {
+        self.run(name)
+    }
+
+    fn cached_of(&self, uid: &str) -> Vec<Arc<PipelineRun>> {
+        self.runs
+            .state()
+            .into_iter()
+            .filter(|r| owner_of(&r.metadata).is_some_and(|o| o.key.uid == uid))
+            .collect()
+    }
+
+    fn build(&self, a: &Assign, now: Timestamp) -> Result<PipelineRun, String> {
+        build_pipeline_run(a, &self.cfg.namespace, now).map_err(|e| e.to_string())
+    }
+
+    fn observation(&self, pr: &PipelineRun, owner: &Owner, now: Timestamp) -> Observation {
+        self.state(pr, owner, now).observation
+    }
+
+    /// Tekton's own start time: a run cancelled before it started is no execution failure.
+    fn has_started(&self, pr: &PipelineRun, _: &Owner, _: Timestamp) -> bool {
+        pr.status.as_ref().is_some_and(|s| s.start_time.is_some())
+    }
+
+    fn reference(&self, pr: &PipelineRun) -> PrimitiveReference {
+        primitive_ref(
+            &self.cfg.cluster_id,
+            "tekton.dev/v1",
+            "PipelineRun",
+            &pr.metadata,
         )
     }
 
-    async fn create(&self, a: &Assign, owner: &Owner) -> StatusReport {
-        let ns = &self.cfg.namespace;
-        if !a.primitive_namespace.is_empty() && a.primitive_namespace != *ns {
-            let msg = format!(
-                "this agent runs PipelineRuns in namespace {ns}, not {}",
-                a.primitive_namespace
-            );
-            return self.failed(owner, FailureReason::ConfigurationError, msg, false, None);
-        }
-        let pr = match build_pipeline_run(a, ns, Timestamp::now()) {
-            Ok(pr) => pr,
-            Err(e) => {
-                return self.failed(
-                    owner,
-                    FailureReason::ConfigurationError,
-                    e.to_string(),
-                    false,
-                    None,
-                );
-            }
-        };
-        let api = self.api();
-        let params = PostParams::default();
-        match create_with_retries(|| api.create(&params, &pr)).await {
-            Ok(created) => {
-                tracing::info!(pipelinerun = %created.name_any(), execution = %owner.key.uid, "created pipelinerun");
-                let now = Timestamp::now();
-                report(
-                    owner,
-                    Some(self.reference(&created)),
-                    &self.observation(&created, owner, now),
-                    now,
-                )
-            }
-            Err(e) if is_already_exists(&e) => match self.api().get(&a.primitive_name).await {
-                Ok(pr) if owner_of(&pr.metadata).is_some_and(|o| o.key.uid == owner.key.uid) => {
-                    self.adopt(Arc::new(pr), a).await
-                }
-                Ok(_) => self.failed(
-                    owner,
-                    FailureReason::Unknown,
-                    format!(
-                        "PipelineRun {} already exists and belongs to another execution",
-                        a.primitive_name
-                    ),
-                    false,
-                    None,
-                ),
-                Err(e) => self.failed(
-                    owner,
-                    FailureReason::Unknown,
-                    format!("PipelineRun exists but cannot be read: {e}"),
-                    false,
-                    None,
-                ),
-            },
-            Err(e) => {
-                let (reason, msg) = create_failure("PipelineRun", &e);
-                self.failed(owner, reason, msg, false, None)
-            }
+    /// `spec.status: Cancelled`: Tekton stops the TaskRuns and keeps the record.
+    async fn stop(&self, name: &str) -> Result<(), kube::Error> {
+        let patch = serde_json::json!({"spec": {"status": "Cancelled"}});
+        match self
+            .api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }
@@ -279,57 +223,14 @@ impl Executor for TektonExecutor {
     }
 
     async fn start(&self, a: &Assign) -> StatusReport {
-        let owner = owner_from_assign(a);
-        match self.existing(&owner.key.uid, a.adopt).await {
-            Some(pr) => self.adopt(pr, a).await,
-            None => self.create(a, &owner).await,
-        }
+        owned::start(self, a).await
     }
 
-    /// `spec.status: Cancelled`: Tekton stops the TaskRuns and keeps the record.
     async fn cancel(&self, c: &Cancel) -> Result<StatusReport, ExecutorError> {
-        let why = cancel_reason(c);
-        let uid = c
-            .execution
-            .as_ref()
-            .map(|k| k.uid.as_str())
-            .unwrap_or_default();
-        let Some(pr) = self.find_by_uid(uid) else {
-            let owner = owner_from_cancel(c);
-            return Ok(self.failed(
-                &owner,
-                FailureReason::Cancelled,
-                format!("Cancelled before a PipelineRun existed: {why}"),
-                false,
-                None,
-            ));
-        };
-        let mut owner = owner_of(&pr.metadata).unwrap_or_default();
-        owner.fencing_token = owner.fencing_token.max(c.fencing_token);
-        let started = pr.status.as_ref().is_some_and(|s| s.start_time.is_some());
-        self.stop(&pr.name_any()).await?;
-        let msg = format!("PipelineRun {} cancelled: {why}", pr.name_any());
-        Ok(self.failed(&owner, FailureReason::Cancelled, msg, started, Some(&pr)))
+        owned::cancel(self, c).await
     }
 
     async fn release(&self, r: &Release) -> Result<(), ExecutorError> {
-        let uid = r.execution.as_ref().map(|k| k.uid.as_str()).unwrap_or("");
-        let name = r
-            .primitive
-            .as_ref()
-            .map(|p| p.name.clone())
-            .filter(|n| !n.is_empty())
-            .or_else(|| self.find_by_uid(uid).map(|p| p.name_any()));
-        let Some(name) = name else { return Ok(()) };
-        if let Some(pr) = self.run(&name)
-            && owner_of(&pr.metadata).is_some_and(|o| o.key.uid != uid)
-        {
-            return Ok(());
-        }
-        match self.api().delete(&name, &DeleteParams::background()).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        owned::release(self, r).await
     }
 }
