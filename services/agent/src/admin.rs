@@ -1,14 +1,10 @@
 //! The admin port: `/livez`, `/readyz`, `/metrics` (axum) and gRPC health (tonic-health)
 //! on one listener; gRPC requests are told apart by path. `/metrics` negotiates
-//! OpenMetrics or the Prometheus text format as workflow-api's does (`wfe_process`).
+//! OpenMetrics or the Prometheus text format; the routes are [`wfe_process::admin`]'s,
+//! as workflow-api's are.
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -16,10 +12,24 @@ use tonic_health::ServingStatus;
 
 use crate::health::Health;
 
-#[derive(Clone)]
-struct AdminState {
+/// The admin port's view of an agent: its readiness and its registry.
+struct Probe {
     health: Health,
     registry: Arc<Registry>,
+}
+
+impl wfe_process::admin::Probe for Probe {
+    fn readiness(&self) -> (bool, String) {
+        let r = self.health.get();
+        (r.is_ready(), r.explain())
+    }
+
+    fn openmetrics(&self) -> Result<String, String> {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, &self.registry)
+            .map_err(|e| e.to_string())?;
+        Ok(body)
+    }
 }
 
 /// Serves the admin port until `shutdown`.
@@ -31,20 +41,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let grpc = tonic::service::Routes::new(health_service).into_axum_router();
-    let http = Router::new()
-        .route("/livez", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(AdminState {
-            health: health.clone(),
-            registry,
-        });
+    let http = wfe_process::admin::router(Arc::new(Probe {
+        health: health.clone(),
+        registry,
+    }));
     tokio::spawn(mirror_readiness(health, reporter, shutdown.clone()));
     axum::serve(listener, http.merge(grpc))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
-
 /// Keeps gRPC health ("" service) in step with readiness.
 async fn mirror_readiness(
     health: Health,
@@ -63,24 +68,5 @@ async fn mirror_readiness(
             changed = rx.changed() => if changed.is_err() { return },
             () = shutdown.cancelled() => return,
         }
-    }
-}
-
-async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
-    let r = s.health.get();
-    let code = if r.is_ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, r.explain())
-}
-
-/// The registry in the format the scraper asks for (see [`wfe_process::metrics`]).
-async fn metrics(State(s): State<AdminState>, headers: HeaderMap) -> Response {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
-        Ok(()) => wfe_process::metrics::negotiated(&headers, body),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -1,16 +1,9 @@
-//! Classifying Kubernetes API errors met while creating a primitive.
+//! Classifying Kubernetes API errors met while creating a primitive (the NotFound /
+//! AlreadyExists predicates every writer shares are [`wfe_k8s::errors`]'s).
 
 use wfe_core::FailureReason;
 
-/// True for HTTP 409 AlreadyExists.
-pub fn is_already_exists(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
-}
-
-/// True for HTTP 404.
-pub fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
+pub use wfe_k8s::errors::{is_already_exists, is_not_found};
 
 /// Refusals a create should be retried after, not failed on: the API server is
 /// overloaded or briefly unavailable (429, 503, 504), or a ResourceQuota was created
@@ -27,7 +20,8 @@ pub fn is_transient_create_refusal(e: &kube::Error) -> bool {
 }
 
 /// Creates with `create`, retrying transient refusals ([`is_transient_create_refusal`])
-/// a few times over about ten seconds before handing back the last error.
+/// six times with doubling delays (250 ms to 8 s, about 16 s in all) before handing
+/// back the last error.
 pub async fn create_with_retries<T, F, Fut>(mut create: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
@@ -126,8 +120,50 @@ mod tests {
             "exceeded quota: q"
         )));
         assert!(!is_transient_create_refusal(&api(422, "Invalid", "bad")));
-        assert!(is_already_exists(&api(409, "AlreadyExists", "exists")));
-        assert!(!is_already_exists(&api(409, "Conflict", "rv")));
-        assert!(is_not_found(&api(404, "NotFound", "gone")));
+    }
+
+    /// A create that answers `refusals` 429s, then succeeds; counts its calls.
+    fn refusing(
+        refusals: usize,
+    ) -> (
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        impl FnMut() -> std::future::Ready<Result<(), kube::Error>>,
+    ) {
+        use std::sync::atomic::Ordering;
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let create = move || {
+            let n = counted.fetch_add(1, Ordering::Relaxed);
+            std::future::ready(if n < refusals {
+                Err(api(429, "TooManyRequests", "slow down"))
+            } else {
+                Ok(())
+            })
+        };
+        (calls, create)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_refusals_are_retried_with_doubling_delays() {
+        use std::sync::atomic::Ordering;
+        let start = tokio::time::Instant::now();
+        let (calls, create) = refusing(2);
+        assert!(create_with_retries(create).await.is_ok());
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+        // 250 ms, then 500 ms.
+        assert_eq!(start.elapsed(), std::time::Duration::from_millis(750));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_that_lasts_is_handed_back_after_about_sixteen_seconds() {
+        use std::sync::atomic::Ordering;
+        let start = tokio::time::Instant::now();
+        let (calls, create) = refusing(usize::MAX);
+        let Err(e) = create_with_retries(create).await else {
+            panic!("a refusal that lasts succeeded");
+        };
+        assert!(is_transient_create_refusal(&e), "{e}");
+        assert_eq!(calls.load(Ordering::Relaxed), 7);
+        assert_eq!(start.elapsed(), std::time::Duration::from_millis(15_750));
     }
 }

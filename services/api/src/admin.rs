@@ -1,13 +1,9 @@
-//! Admin HTTP: `/livez`, `/readyz` and `/metrics`.
+//! What workflow-api's admin port reports (`/livez`, `/readyz`, `/metrics`, served by
+//! [`wfe_process::admin`]): ready once the index is synced and the gRPC listener bound,
+//! not ready again while draining.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 use crate::metrics::Metrics;
 use crate::store::Index;
@@ -30,33 +26,35 @@ impl Readiness {
             && self.bound.load(Ordering::Relaxed)
             && !self.draining.load(Ordering::Relaxed)
     }
-}
 
-#[derive(Clone)]
-struct AdminState {
-    ready: Arc<Readiness>,
-    metrics: Arc<Metrics>,
-}
-
-/// The admin router.
-pub fn router(ready: Arc<Readiness>, metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/livez", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_handler))
-        .with_state(AdminState { ready, metrics })
-}
-
-async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
-    if s.ready.ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    /// The first thing readiness waits for, or "ready".
+    pub fn explain(&self) -> &'static str {
+        if self.draining.load(Ordering::Relaxed) {
+            "not ready: draining"
+        } else if !self.index.is_synced() {
+            "not ready: WorkflowExecution index not synced"
+        } else if !self.bound.load(Ordering::Relaxed) {
+            "not ready: gRPC listener not bound"
+        } else {
+            "ready"
+        }
     }
 }
 
-/// OpenMetrics for scrapers that ask for it (Prometheus does), the Prometheus text format
-/// 0.0.4 otherwise (promtool, curl, older scrapers): [`wfe_process::metrics`].
-async fn metrics_handler(State(s): State<AdminState>, headers: HeaderMap) -> Response {
-    wfe_process::metrics::negotiated(&headers, s.metrics.encode())
+/// The admin port's view of workflow-api.
+pub struct Probe {
+    /// Readiness.
+    pub ready: Arc<Readiness>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl wfe_process::admin::Probe for Probe {
+    fn readiness(&self) -> (bool, String) {
+        (self.ready.ready(), self.ready.explain().to_owned())
+    }
+
+    fn openmetrics(&self) -> Result<String, String> {
+        Ok(self.metrics.encode())
+    }
 }

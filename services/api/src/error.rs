@@ -84,20 +84,7 @@ impl From<Error> for Status {
     }
 }
 
-/// True when a kube error is the API server's 404.
-pub fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.is_not_found())
-}
-
-/// True when a kube error is the API server's 409 AlreadyExists.
-pub fn is_already_exists(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.is_already_exists())
-}
-
-/// True when a kube error is a resourceVersion conflict.
-pub fn is_conflict(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.is_conflict() && !s.is_already_exists())
-}
+pub use wfe_k8s::errors::{is_already_exists, is_conflict, is_not_found};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -210,33 +210,6 @@ impl Metrics {
     }
 }
 
-/// The Prometheus text format 0.0.4 of an OpenMetrics exposition, for scrapers and tools
-/// that do not speak OpenMetrics (`promtool check metrics` reads a counter family `x` with
-/// samples `x_total` as two families). Counter families take their `_total` name; `# EOF`
-/// and `# UNIT` lines go.
-pub fn to_prometheus_text(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        out.push_str(renamed.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
-}
-
 /// Tower layer recording [`Metrics::grpc_requests`] and [`Metrics::grpc_latency`].
 #[derive(Debug, Clone)]
 pub struct GrpcMetricsLayer(pub Arc<Metrics>);
@@ -327,7 +300,7 @@ mod tests {
         );
         assert!(text.contains("workflowexecution_api_skips_total{reason=\"ResourceBusy\"} 1"));
         assert!(text.contains("workflowexecution_api_execution_duration_seconds_bucket"));
-        let prom = to_prometheus_text(&text);
+        let prom = wfe_process::metrics::to_prometheus_text(&text);
         assert!(prom.contains("# TYPE workflowexecution_api_executions_total counter\n"));
         assert!(prom.contains("# HELP workflowexecution_api_skips_total "));
         assert!(prom.contains("# TYPE workflowexecution_api_pending_executions gauge\n"));

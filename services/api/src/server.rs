@@ -221,7 +221,10 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         .await
         .with_context(|| format!("binding admin {}", config.admin_addr))?;
     let admin_addr = admin_listener.local_addr()?;
-    let app = admin::router(readiness.clone(), ctx.metrics.clone());
+    let app = wfe_process::admin::router(Arc::new(admin::Probe {
+        ready: readiness.clone(),
+        metrics: ctx.metrics.clone(),
+    }));
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, app)

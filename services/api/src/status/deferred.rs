@@ -14,9 +14,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wfe_k8s::{WorkflowExecution, WorkflowExecutionStatus};
 
@@ -113,25 +114,42 @@ impl Deferred {
     }
 }
 
+impl Deferred {
+    /// Hands each execution whose window ended to `flush` as the window ends, until
+    /// `shutdown`; then returns every execution still waiting. Tokio's clock, so the
+    /// windows can be tested in paused time.
+    async fn flush_when_due(
+        &self,
+        shutdown: &CancellationToken,
+        mut flush: impl FnMut(ExecKey),
+    ) -> Vec<ExecKey> {
+        loop {
+            let (keys, next) = self.due(Some(Instant::now()));
+            keys.into_iter().for_each(&mut flush);
+            let sleep = next.map_or(Duration::from_secs(3600), |n| {
+                n.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+        self.due(None).0
+    }
+}
+
 /// Flushes edits whose window ended, and everything at shutdown.
 pub async fn run(writer: Arc<StatusWriter>, shutdown: CancellationToken) {
-    loop {
-        let (keys, next) = writer.deferred.due(Some(Instant::now()));
-        for key in keys {
-            let writer = writer.clone();
+    let flusher = writer.clone();
+    let leftovers = writer
+        .deferred
+        .flush_when_due(&shutdown, move |key| {
+            let writer = flusher.clone();
             tokio::spawn(async move { flush(&writer, &key).await });
-        }
-        let sleep = next.map_or(Duration::from_secs(3600), |n| {
-            n.saturating_duration_since(Instant::now())
-        });
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(sleep) => {}
-            _ = writer.deferred.wake.notified() => {}
-        }
-    }
-    let (keys, _) = writer.deferred.due(None);
-    futures::future::join_all(keys.iter().map(|k| flush(&writer, k))).await;
+        })
+        .await;
+    futures::future::join_all(leftovers.iter().map(|k| flush(&writer, k))).await;
 }
 
 /// A write carrying only the deferred edits of `key`.
@@ -139,5 +157,92 @@ async fn flush(writer: &StatusWriter, key: &ExecKey) {
     if let Err(e) = writer.flush_deferred(key).await {
         tracing::warn!(execution = %key, error = %e, "writing deferred status edits failed; they are recovered later");
         writer.deferred.forget(key);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn key(name: &str) -> ExecKey {
+        ExecKey {
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    fn edit() -> DeferredEdit {
+        Arc::new(|_, _, _| true)
+    }
+
+    /// Runs the flush loop on `d`, sending every key it flushes to the returned receiver.
+    fn flushing(
+        d: &Arc<Deferred>,
+        stop: &CancellationToken,
+    ) -> (
+        mpsc::UnboundedReceiver<ExecKey>,
+        tokio::task::JoinHandle<Vec<ExecKey>>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (d, stop) = (d.clone(), stop.clone());
+        let task =
+            tokio::spawn(
+                async move { d.flush_when_due(&stop, move |k| tx.send(k).unwrap()).await },
+            );
+        (rx, task)
+    }
+
+    async fn advance(ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_edit_is_flushed_when_its_first_window_ends_not_later() {
+        let d = Arc::new(Deferred::default());
+        let stop = CancellationToken::new();
+        let (mut flushed, _task) = flushing(&d, &stop);
+        d.defer(&key("a"), edit(), Duration::from_secs(1));
+        advance(600).await;
+        // A second edit rides in the first one's window; it does not extend it.
+        d.defer(&key("a"), edit(), Duration::from_secs(1));
+        advance(399).await;
+        assert!(
+            flushed.try_recv().is_err(),
+            "flushed before its window ended"
+        );
+        advance(2).await;
+        assert_eq!(flushed.try_recv().ok(), Some(key("a")));
+        advance(5_000).await;
+        assert!(flushed.try_recv().is_err(), "flushed twice");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_commits_the_edits_leaves_nothing_to_flush() {
+        let d = Arc::new(Deferred::default());
+        let stop = CancellationToken::new();
+        let (mut flushed, _task) = flushing(&d, &stop);
+        d.defer(&key("a"), edit(), Duration::from_secs(1));
+        d.defer(&key("b"), edit(), Duration::from_secs(3));
+        advance(500).await;
+        d.committed(&key("a"), 1);
+        advance(1_000).await;
+        assert!(flushed.try_recv().is_err(), "a committed edit was flushed");
+        advance(1_600).await;
+        assert_eq!(flushed.try_recv().ok(), Some(key("b")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_hands_back_what_still_waits() {
+        let d = Arc::new(Deferred::default());
+        let stop = CancellationToken::new();
+        let (mut flushed, task) = flushing(&d, &stop);
+        d.defer(&key("a"), edit(), Duration::from_secs(60));
+        advance(10).await;
+        stop.cancel();
+        assert_eq!(task.await.unwrap(), vec![key("a")]);
+        assert!(flushed.try_recv().is_err());
     }
 }

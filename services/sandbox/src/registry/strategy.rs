@@ -271,3 +271,89 @@ fn drop_custom_resources(backend: &Backend, crd: &Value) {
         let _ = backend.store.delete(&res, &key, None);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Each resource resolves to the rules it differs by; an unknown one (a custom
+    /// resource) to the generic rules.
+    #[test]
+    fn each_resource_resolves_to_its_own_rules() {
+        let cases = [
+            (
+                ("", "namespaces"),
+                NameRule::Label,
+                Deletion::NamespaceController,
+                Propagation::Background,
+                true,
+            ),
+            (
+                ("", "pods"),
+                NameRule::Subdomain,
+                Deletion::Finalizers,
+                Propagation::Background,
+                false,
+            ),
+            (
+                ("batch", "jobs"),
+                NameRule::Subdomain,
+                Deletion::Finalizers,
+                Propagation::Orphan,
+                false,
+            ),
+            (
+                ("kubernaut.ai", "workflowexecutions"),
+                NameRule::Subdomain,
+                Deletion::Finalizers,
+                Propagation::Background,
+                false,
+            ),
+            (
+                ("batch", "pods"),
+                NameRule::Subdomain,
+                Deletion::Finalizers,
+                Propagation::Background,
+                false,
+            ),
+        ];
+        for ((group, plural), name_rule, deletion, propagation, is_namespace) in cases {
+            let s = of(group, plural);
+            assert_eq!(s.name_rule, name_rule, "{group}/{plural}");
+            assert_eq!(s.deletion, deletion, "{group}/{plural}");
+            assert_eq!(s.default_propagation, propagation, "{group}/{plural}");
+            assert_eq!(s.is_namespace, is_namespace, "{group}/{plural}");
+        }
+        assert_eq!(of("", "namespaces").status_fields, ["status", "spec"]);
+        assert!(of("", "namespaces").finalize_subresource);
+        assert!(!of("", "pods").finalize_subresource);
+    }
+
+    #[test]
+    fn the_server_fills_what_it_owns_on_create() {
+        let created = |s: &Strategy, obj: Value| {
+            let mut map = obj.as_object().unwrap().clone();
+            (s.prepare_for_create)(&mut map);
+            Value::Object(map)
+        };
+        let ns = created(of("", "namespaces"), json!({}));
+        assert_eq!(ns["status"]["phase"], "Active");
+        assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(created(of("", "secrets"), json!({}))["type"], "Opaque");
+        assert_eq!(
+            created(of("", "secrets"), json!({"type": ""}))["type"],
+            "Opaque"
+        );
+        let tls = json!({"type": "kubernetes.io/tls"});
+        assert_eq!(created(of("", "secrets"), tls)["type"], "kubernetes.io/tls");
+        assert_eq!(
+            created(of("", "pods"), json!({}))["status"]["phase"],
+            "Pending"
+        );
+        assert_eq!(
+            created(of("", "configmaps"), json!({"a": 1})),
+            json!({"a": 1})
+        );
+    }
+}
