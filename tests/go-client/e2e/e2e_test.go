@@ -85,8 +85,9 @@ func (b *lockedBuffer) String() string {
 // counts attempts and connections.
 func dial(t *testing.T, target string) (wfev1.WorkflowExecutionServiceClient, *callStats) {
 	t.Helper()
-	stats := &callStats{begins: map[string]int{}, unavailable: map[string]int{}}
-	conn, err := orchestrator.Dial(target, callerToken, grpc.WithStatsHandler(stats))
+	stats := newCallStats()
+	conn, err := orchestrator.Dial(target, callerToken,
+		grpc.WithStatsHandler(stats), grpc.WithChainUnaryInterceptor(stats.intercept))
 	if err != nil {
 		t.Fatalf("dial %s: %v", target, err)
 	}
@@ -198,13 +199,15 @@ func TestExecuteIsRetriedOnUnavailableWithItsIdempotencyKeyAcrossAnAPIRestart(t 
 	done := make(chan result, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	failedBefore := stats.unavailableOf(method)
+	callsBefore, attemptsBefore := stats.callsOf(method), stats.beginsOf(method)
+	refusedBefore, failedBefore := stats.unavailableCallsOf(method), stats.unavailableOf(method)
 	go func() {
 		resp, calls, err := orchestrator.Execute(ctx, c, req, 5*time.Second, backoff)
 		done <- result{resp, calls, err}
 	}()
-	eventually(t, 30*time.Second, "two more UNAVAILABLE attempts", func() bool {
-		return stats.unavailableOf(method) >= failedBefore+2
+	// Two calls, each with its service-config retries, refused before the API is back.
+	eventually(t, 60*time.Second, "two ExecuteWorkflow calls failing UNAVAILABLE", func() bool {
+		return stats.unavailableCallsOf(method) >= refusedBefore+2
 	})
 	if err := st.startAPI(); err != nil {
 		t.Fatalf("restarting workflow-api: %v", err)
@@ -217,11 +220,12 @@ func TestExecuteIsRetriedOnUnavailableWithItsIdempotencyKeyAcrossAnAPIRestart(t 
 		t.Fatalf("want CREATED, got %v", r.resp)
 	}
 	first := r.resp.GetExecution()
-	t.Logf("created %s after %d calls, %d attempts (%d UNAVAILABLE) in all",
-		first.GetName(), r.calls, stats.beginsOf(method), stats.unavailableOf(method))
-	if stats.beginsOf(method) <= r.calls {
-		t.Fatalf("the retry service config made no attempt of its own: %d attempts, %d calls",
-			stats.beginsOf(method), r.calls)
+	calls, attempts := stats.callsOf(method)-callsBefore, stats.beginsOf(method)-attemptsBefore
+	t.Logf("created %s: %d calls with the same key, %d attempts on the wire (%d UNAVAILABLE)",
+		first.GetName(), calls, attempts, stats.unavailableOf(method)-failedBefore)
+	if calls != r.calls || calls < 3 || attempts <= calls {
+		t.Fatalf("want >= 3 calls (2 refused, 1 answered), each retried by the service config: "+
+			"%d calls (Execute says %d), %d attempts", calls, r.calls, attempts)
 	}
 
 	// The answer was lost and the API restarted: the same key returns the same
@@ -287,6 +291,31 @@ func TestWatchIsFollowedAndResumedFromItsToken(t *testing.T) {
 		if !strings.HasPrefix(ev, "WATCH_EVENT_TYPE_MODIFIED "+name+" ") || strings.HasSuffix(ev, "PENDING") {
 			t.Fatalf("after the token only %s's later changes, saw %v", name, seen)
 		}
+	}
+	t.Logf("resumed: %v", seen)
+
+	// Follow across an API restart: the stream breaks, Follow reconnects with its
+	// token, which the new process does not know: RESET, the state now, SYNCED.
+	seen = nil
+	followed := make(chan error, 1)
+	go func() {
+		_, err := orchestrator.Follow(ctx, c, watch, func(ev *wfev1.WatchWorkflowExecutionsResponse) bool {
+			seen = append(seen, fmt.Sprintf("%s %s %s", ev.GetType(), ev.GetExecution().GetName(),
+				ev.GetExecution().GetStatus().GetPhase()))
+			return len(seen) < 3
+		})
+		followed <- err
+	}()
+	if err := st.restartAPI(); err != nil {
+		t.Fatalf("restarting workflow-api: %v", err)
+	}
+	if err := <-followed; err != nil {
+		t.Fatalf("following across the restart: %v (saw %v)", err, seen)
+	}
+	want := []string{"WATCH_EVENT_TYPE_RESET  PHASE_UNSPECIFIED", "WATCH_EVENT_TYPE_ADDED " + name + " PHASE_COMPLETED",
+		"WATCH_EVENT_TYPE_SYNCED  PHASE_UNSPECIFIED"}
+	if strings.Join(seen, "|") != strings.Join(want, "|") {
+		t.Fatalf("across the restart: want %v, saw %v", want, seen)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"testing"
+	"time"
 )
 
 const (
@@ -119,4 +121,62 @@ func (p *proxy) count(typ, flags byte, payload []byte, fromClient bool) {
 		code := binary.BigEndian.Uint32(payload[4:8])
 		c.goAways = append(c.goAways, fmt.Sprintf("GOAWAY code %d debug %q", code, payload[8:]))
 	}
+}
+
+// The proxy's own check: a keepalive PING, its ACK and a GOAWAY
+// ENHANCE_YOUR_CALM "too_many_pings" (what a grpc-go server with its default
+// enforcement policy sends) are each counted, so the keepalive test would see them.
+func TestProxyCountsKeepalivePingsAcksAndGoAways(t *testing.T) {
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	served := make(chan error, 1)
+	go func() {
+		conn, err := backend.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer conn.Close()
+		buf := make([]byte, len(preface)+9+8)
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			served <- err
+			return
+		}
+		goAway := append(binary.BigEndian.AppendUint32(make([]byte, 4), 11), "too_many_pings"...)
+		_, err = conn.Write(append(frame(framePing, flagAck, keepalivePayload[:]), frame(frameGoAway, 0, goAway)...))
+		served <- err
+	}()
+	p, err := startProxy(backend.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	client, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Write(append([]byte(preface), frame(framePing, 0, keepalivePayload[:])...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the GOAWAY counted", func() bool {
+		_, _, goAways := p.counts.snapshot()
+		return len(goAways) == 1
+	})
+	pings, acks, goAways := p.counts.snapshot()
+	if pings != 1 || acks != 1 || goAways[0] != `GOAWAY code 11 debug "too_many_pings"` {
+		t.Fatalf("want 1 ping, 1 ack, GOAWAY 11 too_many_pings; got %d, %d, %v", pings, acks, goAways)
+	}
+}
+
+// frame: an HTTP/2 frame on stream 0.
+func frame(typ, flags byte, payload []byte) []byte {
+	n := len(payload)
+	return append([]byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags, 0, 0, 0, 0}, payload...)
 }

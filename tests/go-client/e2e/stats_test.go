@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
@@ -15,7 +16,38 @@ import (
 type callStats struct {
 	mu                   sync.Mutex
 	begins, unavailable  map[string]int
+	calls, refusedCalls  map[string]int
 	connBegins, connEnds int
+}
+
+func newCallStats() *callStats {
+	return &callStats{begins: map[string]int{}, unavailable: map[string]int{},
+		calls: map[string]int{}, refusedCalls: map[string]int{}}
+}
+
+// intercept counts the application's calls (a call's retries are below it).
+func (s *callStats) intercept(ctx context.Context, method string, req, reply any,
+	cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[method]++
+	if status.Code(err) == codes.Unavailable {
+		s.refusedCalls[method]++
+	}
+	return err
+}
+
+func (s *callStats) callsOf(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
+}
+
+func (s *callStats) unavailableCallsOf(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refusedCalls[method]
 }
 
 type methodKey struct{}
