@@ -221,7 +221,9 @@ func TestExecuteIsRetriedOnUnavailableWithItsIdempotencyKeyAcrossAnAPIRestart(t 
 	}
 	first := r.resp.GetExecution()
 	calls, attempts := stats.callsOf(method)-callsBefore, stats.beginsOf(method)-attemptsBefore
-	t.Logf("created %s: %d calls with the same key, %d attempts on the wire (%d UNAVAILABLE)",
+	// Attempts: grpc-go's stats.Begin, one per retry of the service config, none of
+	// them transparent (an attempt refused at pick time reports no End).
+	t.Logf("created %s: %d calls with the same key, %d attempts (%d ended UNAVAILABLE)",
 		first.GetName(), calls, attempts, stats.unavailableOf(method)-failedBefore)
 	if calls != r.calls || calls < 3 || attempts <= calls {
 		t.Fatalf("want >= 3 calls (2 refused, 1 answered), each retried by the service config: "+

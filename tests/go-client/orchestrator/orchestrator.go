@@ -141,31 +141,38 @@ func Follow(ctx context.Context, c wfev1.WorkflowExecutionServiceClient, req *wf
 	for {
 		r := proto.CloneOf(req)
 		r.ResumeToken = token
-		stream, err := c.WatchWorkflowExecutions(ctx, r)
-		if err != nil {
-			if status.Code(err) == codes.Unavailable && pause(ctx, reconnectDelay) {
-				continue
-			}
+		var again bool
+		var err error
+		token, again, err = followOnce(ctx, c, r, on)
+		if !again || !pause(ctx, reconnectDelay) {
 			return token, err
 		}
-		for {
-			ev, err := stream.Recv()
-			if err != nil {
-				// The server ends streams cleanly (EOF) when it shuts down.
-				broken := status.Code(err) == codes.Unavailable || errors.Is(err, io.EOF)
-				if broken && pause(ctx, reconnectDelay) {
-					break // reconnect from token
-				}
-				return token, err
-			}
-			if ev.GetResumeToken() != "" {
-				token = ev.GetResumeToken()
-			}
-			if !on(ev) {
-				return token, nil
-			}
+	}
+}
+
+// followOnce runs one stream; again: it broke (UNAVAILABLE, or the server's
+// clean end when it shuts down) and the caller may resume from token. The
+// stream is cancelled when it returns, so nothing is left running.
+func followOnce(ctx context.Context, c wfev1.WorkflowExecutionServiceClient, req *wfev1.WatchWorkflowExecutionsRequest,
+	on func(*wfev1.WatchWorkflowExecutionsResponse) bool) (token string, again bool, err error) {
+	token = req.GetResumeToken()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.WatchWorkflowExecutions(ctx, req)
+	for err == nil {
+		var ev *wfev1.WatchWorkflowExecutionsResponse
+		if ev, err = stream.Recv(); err != nil {
+			break
+		}
+		if ev.GetResumeToken() != "" {
+			token = ev.GetResumeToken()
+		}
+		if !on(ev) {
+			return token, false, nil
 		}
 	}
+	broken := status.Code(err) == codes.Unavailable || errors.Is(err, io.EOF)
+	return token, broken && ctx.Err() == nil, err
 }
 
 // reconnectDelay between two Watch streams, on top of the service config's
