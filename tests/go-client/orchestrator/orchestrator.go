@@ -84,13 +84,13 @@ func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity implements credentials.PerRPCCredentials.
 func (b Bearer) RequireTransportSecurity() bool { return !b.Insecure }
 
-// Backoff between two ExecuteWorkflow attempts: exponential from Base to Max
+// Backoff between two ExecuteWorkflow calls: exponential from Base to Max
 // with full jitter.
 type Backoff struct {
 	Base, Max time.Duration
 }
 
-// Delay before attempt n+1 (n counts from 1).
+// Delay before call n+1 (n counts from 1).
 func (b Backoff) Delay(n int) time.Duration {
 	d := b.Max
 	if n < 30 {
@@ -99,27 +99,28 @@ func (b Backoff) Delay(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)) + 1)
 }
 
-// Execute sends req (and its idempotency key) until an answer that is not
-// UNAVAILABLE, or until ctx's deadline: what RemediationOrchestrator does while
-// workflow-api restarts. Every attempt has its own deadline (perCall) inside
-// ctx's. It returns the response, how many calls it made and the last error.
+// Execute sends req (and its idempotency key, which makes a repeat safe) until
+// an answer that is not UNAVAILABLE, or until ctx's deadline: what
+// RemediationOrchestrator does while workflow-api restarts. Every call has its
+// own deadline (perCall) inside ctx's, and the service config retries inside
+// each call. It returns the response, how many calls it made and the last error.
 func Execute(ctx context.Context, c wfev1.WorkflowExecutionServiceClient, req *wfev1.ExecuteWorkflowRequest,
 	perCall time.Duration, backoff Backoff) (*wfev1.ExecuteWorkflowResponse, int, error) {
-	for attempt := 1; ; attempt++ {
+	for calls := 1; ; calls++ {
 		callCtx, cancel := context.WithTimeout(ctx, perCall)
 		resp, err := c.ExecuteWorkflow(callCtx, req)
 		cancel()
 		if !retryable(ctx, err) {
-			return resp, attempt, err
+			return resp, calls, err
 		}
-		if !pause(ctx, backoff.Delay(attempt)) {
-			return nil, attempt, err
+		if !pause(ctx, backoff.Delay(calls)) {
+			return nil, calls, err
 		}
 	}
 }
 
-// retryable: the API is down or restarting (UNAVAILABLE), or one attempt ran
-// out of its own deadline while the caller's has time left.
+// retryable: the API is down or restarting (UNAVAILABLE), or one call ran out
+// of its own deadline while the caller's has time left.
 func retryable(ctx context.Context, err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable:
