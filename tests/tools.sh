@@ -19,6 +19,13 @@ ensure_buf() {
   export PATH="$TOOLS_DIR/node_modules/.bin:$PATH"
 }
 
+# protoc-gen-go and protoc-gen-go-grpc at the versions services/proto/go/tools/go.mod
+# pins, on PATH ahead of any other (a no-op build when they are current).
+ensure_protoc_gen_go() {
+  GOBIN="$TOOLS_DIR/go-bin" go install -C services/proto/go/tools tool
+  export PATH="$TOOLS_DIR/go-bin:$PATH"
+}
+
 ensure_promtool() {
   if ! command -v promtool >/dev/null; then
     echo "installing promtool (Debian package prometheus)" >&2
@@ -48,13 +55,20 @@ ensure_test_tools() {
   export PATH
 }
 
-# gofmt, go vet and a tidy go.mod for the Go module of the control plane.
+# gofmt, go vet and a tidy go.mod for every Go module: the control plane, the Go
+# stubs of the API (and their generator pins), the Go client's end-to-end test.
+GO_MODULES=(tests/control-plane services/proto/go services/proto/go/tools tests/go-client)
+
 ensure_go_checks() {
-  local dir=tests/control-plane
-  local unformatted
-  unformatted=$(gofmt -l "$dir")
-  [ -z "$unformatted" ] || { echo "gofmt: not formatted: $unformatted" >&2; return 1; }
-  (cd "$dir" && go mod tidy -diff) || { echo "go.mod/go.sum not tidy: cd $dir && go mod tidy" >&2; return 1; }
+  local dir unformatted
+  for dir in "${GO_MODULES[@]}"; do
+    unformatted=$(gofmt -l "$dir")
+    [ -z "$unformatted" ] || { echo "gofmt: not formatted: $unformatted" >&2; return 1; }
+    (cd "$dir" && go mod tidy -diff) || { echo "go.mod/go.sum not tidy: cd $dir && go mod tidy" >&2; return 1; }
+  done
   # The build's flags, so vet reuses the packages tests/control-plane/build compiled.
-  (cd "$dir" && CGO_ENABLED=0 go vet -trimpath ./...)
+  (cd tests/control-plane && CGO_ENABLED=0 go vet -trimpath ./...)
+  for dir in services/proto/go tests/go-client; do
+    (cd "$dir" && go vet ./...)
+  done
 }
