@@ -76,6 +76,14 @@ pub struct Config {
     /// Jobs also carry `ttlSecondsAfterFinished: 600` as a fallback).
     #[arg(long, env = "WFE_API_PRIMITIVE_RETENTION", default_value = "10m", value_parser = parse_duration)]
     pub primitive_retention: Duration,
+    /// How long a terminal WorkflowExecution is kept after it ended (default 7 days); 0 keeps
+    /// it for ever.
+    /// It goes only once its audit events are delivered (the audit trail is the long-term
+    /// record), its primitive is released, and nothing it blocks is still blocked; never
+    /// sooner than `--primitive-retention` or `--lock-grace`
+    /// (`wfe_core::retention`). Its idempotency key is remembered as long as it is kept.
+    #[arg(long, env = "WFE_API_EXECUTION_RETENTION", default_value = "168h", value_parser = parse_duration)]
+    pub execution_retention: Duration,
     /// How often agents send a heartbeat.
     #[arg(long, env = "WFE_API_HEARTBEAT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,

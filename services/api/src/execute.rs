@@ -117,6 +117,8 @@ pub async fn execute(
         namespace: ns.clone(),
         name: name.clone(),
     };
+    // Looked up before the lock is taken: a GET, when the caller named the request's uid.
+    let owner = crate::owner::of_request(&ctx.client, &req.remediation_request_ref, &ns).await;
     let target = naming::qualified_target(&req.cluster_id, &req.target);
     let held = ctx.locks.acquire(&target, &me).await?;
     let mut hist = history(ctx, &target);
@@ -125,6 +127,7 @@ pub async fn execute(
     }
     let decision = decide(ctx, &target, &req.workflow_ref.workflow_id, &hist, now);
     let mut obj = build(&req, &valid, &name, now);
+    obj.metadata.owner_references = owner.map(|o| vec![o]);
     if let (Some(t), Some(a)) = (traceparent, obj.metadata.annotations.as_mut()) {
         a.insert(crate::TRACEPARENT_ANNOTATION.to_owned(), t);
     }

@@ -41,7 +41,8 @@
 //!    fencing) and turned into Running, then Completed or Failed with failure details.
 //! 7. `audit/recorder.rs`: records the events of each committed transition (`audit/events.rs`
 //!    says which), then sets the AuditRecorded condition; `dispatch/release.rs` releases
-//!    the primitive once the execution is terminal, audited and past retention.
+//!    the primitive once the execution is terminal, audited and past retention; `retention.rs`
+//!    deletes the execution itself days later, once nothing it blocks is still blocked.
 //!
 //! Start one in-process with [`server::start`] (tests, the dev stack) or run the binary
 //! (`workflow-api`, flags in [`config::Config`]).
@@ -59,6 +60,8 @@ pub mod grpc;
 pub mod leases;
 pub mod lock;
 pub mod metrics;
+pub mod owner;
+pub mod retention;
 pub mod server;
 pub mod status;
 pub mod store;

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub duration: HistFamily<EngineOutcome>,
     /// Skipped executions by reason.
     pub skips: Family<Reason, Counter>,
+    /// Terminal executions deleted when their retention ended.
+    pub executions_deleted: Counter,
     /// Accept → assignment sent.
     pub dispatch_latency: Histogram,
     /// Pending executions.
@@ -101,6 +103,7 @@ impl Metrics {
             executions: Family::default(),
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             skips: Family::default(),
+            executions_deleted: Counter::default(),
             dispatch_latency: latency_histogram(),
             pending: Gauge::default(),
             agents: Family::default(),
@@ -125,6 +128,11 @@ impl Metrics {
             m.duration.clone(),
         );
         r.register("skips", "Executions skipped by admission", m.skips.clone());
+        r.register(
+            "executions_deleted",
+            "Terminal executions deleted at the end of their retention",
+            m.executions_deleted.clone(),
+        );
         r.register(
             "dispatch_latency_seconds",
             "Time from acceptance (the resource persisted) to the assignment persisted",

@@ -163,6 +163,10 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         ctx.clone(),
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(crate::retention::run(
+        ctx.clone(),
+        shutdown.clone(),
+    )));
 
     let listener = tokio::net::TcpListener::bind(config.grpc_addr)
         .await

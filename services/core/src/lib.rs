@@ -39,6 +39,7 @@ pub mod model;
 pub mod naming;
 pub mod params;
 pub mod phase;
+pub mod retention;
 pub mod validate;
 
 pub use admission::{AdmissionDecision, AdmissionPolicy, BlockReason, Blocker, Jitter};

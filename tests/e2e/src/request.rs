@@ -15,6 +15,7 @@ pub struct Req {
     target: String,
     workflow_id: String,
     rr: String,
+    rr_uid: String,
     key: String,
     params: HashMap<String, String>,
     timeout: Option<Duration>,
@@ -49,6 +50,7 @@ impl Req {
             target: target.to_owned(),
             workflow_id: "restart-deployment".to_owned(),
             rr: format!("rr-{slug}"),
+            rr_uid: String::new(),
             key: String::new(),
             params: HashMap::from([("SANDBOX_DURATION".to_owned(), "1s".to_owned())]),
             timeout: None,
@@ -97,6 +99,12 @@ impl Req {
         self
     }
 
+    /// The RemediationRequest's uid (its executions are owned by it when it exists).
+    pub fn remediation_uid(mut self, uid: &str) -> Self {
+        self.rr_uid = uid.to_owned();
+        self
+    }
+
     /// The workflow id (cooldown is per workflow and target).
     pub fn workflow(mut self, id: &str) -> Self {
         self.workflow_id = id.to_owned();
@@ -115,7 +123,7 @@ impl Req {
             remediation_request_ref: Some(v1::RemediationRequestReference {
                 name: self.rr.clone(),
                 namespace: "kubernaut-system".to_owned(),
-                uid: String::new(),
+                uid: self.rr_uid.clone(),
             }),
             workflow_ref: Some(v1::WorkflowReference {
                 workflow_id: self.workflow_id.clone(),
