@@ -101,14 +101,6 @@ impl BlockReason {
         }
     }
 
-    /// The ResourceLocked condition reason (`TargetResourceBusy` for ResourceBusy).
-    pub fn condition_reason(self) -> &'static str {
-        match self {
-            Self::ResourceBusy => crate::conditions::reasons::TARGET_RESOURCE_BUSY,
-            other => other.as_str(),
-        }
-    }
-
     /// Whether ClearBlock may lift it.
     pub fn clearable(self) -> bool {
         matches!(self, Self::PreviousExecutionFailed | Self::ExhaustedRetries)

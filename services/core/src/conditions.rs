@@ -282,12 +282,21 @@ pub fn ready(completed: bool) -> ConditionUpdate {
     }
 }
 
+/// The ResourceLocked condition reason of a blocker: its name, but `TargetResourceBusy`
+/// for ResourceBusy (upstream's reason).
+pub fn locked_reason(reason: BlockReason) -> &'static str {
+    match reason {
+        BlockReason::ResourceBusy => reasons::TARGET_RESOURCE_BUSY,
+        other => other.as_str(),
+    }
+}
+
 /// ResourceLocked True with the reason of the (first) blocker and its message.
 pub fn resource_locked(reason: BlockReason, message: &str) -> ConditionUpdate {
     update(
         types::RESOURCE_LOCKED,
         true,
-        reason.condition_reason(),
+        locked_reason(reason),
         message.to_owned(),
     )
 }

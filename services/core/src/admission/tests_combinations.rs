@@ -144,7 +144,7 @@ fn block_reason_wire_values() {
     ];
     for (r, wire, cond, clearable) in cases {
         assert_eq!(
-            (r.as_str(), r.condition_reason(), r.clearable()),
+            (r.as_str(), crate::conditions::locked_reason(r), r.clearable()),
             (wire, cond, clearable)
         );
     }
