@@ -83,6 +83,9 @@ pub struct Metrics {
     pub audit_outbox_depth: Gauge,
     /// Audit deliveries or writes that failed.
     pub audit_failures: Counter,
+    /// Audit events set aside under the outbox's `rejected/` (refused by DataStorage, or
+    /// failing its contract before sending).
+    pub audit_rejected: Counter,
     /// The auditor's counters, read at every scrape.
     audit_stats: OnceLock<Arc<wfe_audit::AuditStats>>,
     /// Audit writes (file or outbox) that failed; added to the delivery failures.
@@ -109,6 +112,7 @@ impl Metrics {
             agents: Family::default(),
             audit_outbox_depth: Gauge::default(),
             audit_failures: Counter::default(),
+            audit_rejected: Counter::default(),
             audit_stats: OnceLock::new(),
             audit_write_failures: AtomicU64::new(0),
             scrape: parking_lot::Mutex::new(()),
@@ -158,6 +162,11 @@ impl Metrics {
             "Audit writes or deliveries that failed",
             m.audit_failures.clone(),
         );
+        r.register(
+            "audit_events_rejected",
+            "Audit events DataStorage refused or that fail its contract, kept in the outbox's rejected/",
+            m.audit_rejected.clone(),
+        );
         r.register("grpc_requests", "gRPC requests", m.grpc_requests.clone());
         r.register(
             "grpc_request_duration_seconds",
@@ -189,15 +198,21 @@ impl Metrics {
         self.audit_write_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Brings the audit outbox depth and failure counter up to the auditor's counters.
+    /// Brings the audit outbox depth, failure and rejection counters up to the auditor's
+    /// counters.
     fn refresh_audit(&self) {
         let _guard = self.scrape.lock();
-        let (depth, delivery) = self.audit_stats.get().map_or((0, 0), |s| {
+        let (depth, delivery, rejected) = self.audit_stats.get().map_or((0, 0, 0), |s| {
             (
                 s.outbox_depth.load(Ordering::Relaxed),
                 s.delivery_failures.load(Ordering::Relaxed),
+                s.rejected.load(Ordering::Relaxed),
             )
         });
+        let seen = self.audit_rejected.get();
+        if rejected > seen {
+            self.audit_rejected.inc_by(rejected - seen);
+        }
         self.audit_outbox_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
         let total = delivery + self.audit_write_failures.load(Ordering::Relaxed);

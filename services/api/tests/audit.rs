@@ -15,6 +15,13 @@ use wfe_proto::v1;
 
 const STARTED: &str = "workflowexecution.workflow.started";
 const COMPLETED: &str = "workflowexecution.workflow.completed";
+/// What DataStorage receives for STARTED and COMPLETED: its contract and upstream send a
+/// started run as selection.completed then execution.started (wfe_audit::wire).
+const DELIVERED: [&str; 3] = [
+    "workflowexecution.selection.completed",
+    "workflowexecution.execution.started",
+    COMPLETED,
+];
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -72,10 +79,10 @@ async fn datastorage_outage_and_restart_deliver_every_event_once() {
     ds.set_up(true);
     let types = eventually(20, "both events delivered", || async {
         let t = ds.types_for(&exec.name);
-        (t.len() >= 2).then_some(t)
+        (t.len() >= 3).then_some(t)
     })
     .await;
-    assert_eq!(types, [STARTED, COMPLETED]);
+    assert_eq!(types, DELIVERED);
     assert!(ds.counts().values().all(|n| *n == 1), "{:?}", ds.counts());
     eventually(10, "an empty outbox", || {
         let api = &api;
@@ -146,12 +153,12 @@ async fn audit_lost_in_a_crash_is_regenerated_exactly_once() {
     wait_audit_recorded(&c, &a, &[STARTED, COMPLETED]).await;
     let types = eventually(10, "regenerated events delivered", || async {
         let t = ds.types_for(&a);
-        (t.len() >= 2).then_some(t)
+        (t.len() >= 3).then_some(t)
     })
     .await;
-    assert_eq!(types, [STARTED, COMPLETED]);
+    assert_eq!(types, DELIVERED);
     let first = ds.events();
-    assert_eq!(first[1]["event_data"]["duration"], "30s", "{first:#?}");
+    assert_eq!(first[2]["event_data"]["duration"], "30s", "{first:#?}");
     api.shutdown().await;
 
     // Another restart regenerates nothing for `a`. `b` sorts after `a`, so once its
@@ -163,10 +170,81 @@ async fn audit_lost_in_a_crash_is_regenerated_exactly_once() {
     let c = client(&api, CALLER_TOKEN).await;
     wait_audit_recorded(&c, &b, &[STARTED, COMPLETED]).await;
     eventually(10, "b's events delivered", || async {
-        (ds.types_for(&b).len() >= 2).then_some(())
+        (ds.types_for(&b).len() >= 3).then_some(())
     })
     .await;
-    assert_eq!(ds.types_for(&a), [STARTED, COMPLETED]);
+    assert_eq!(ds.types_for(&a), DELIVERED);
     assert!(ds.counts().values().all(|n| *n == 1), "{:?}", ds.counts());
+    api.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_kind_leaves_the_others_delivered() {
+    let env = Env::new().await;
+    let ds = FakeDataStorage::start(false).await;
+    ds.refuse_action("skipped");
+    let api = env.start(env.datastorage_config(&ds.url)).await;
+    let mut c = client(&api, CALLER_TOKEN).await;
+    let mut ag = agent::job_agent(&api, "job-1", vec![]).await;
+    let target = "default/Deployment/refused";
+
+    // A runs; B on the same target is skipped (ResourceBusy); A completes. DataStorage is
+    // down meanwhile, so all of it waits in the outbox and goes out as one batch.
+    let a = c
+        .execute_workflow(execute_req(target, "wf-1", ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap()
+        .name;
+    let assign = ag.next_assign().await;
+    ag.ack(&assign.assignment_id).await;
+    ag.report(agent::report(&assign, PrimitivePhase::Running))
+        .await;
+    wait_audit_recorded(&c, &a, &[STARTED]).await;
+    let b = c
+        .execute_workflow(execute_req(target, "wf-2", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(b.disposition, v1::Disposition::Skipped as i32);
+    let b = b.execution.unwrap().name;
+    wait_audit_recorded(&c, &b, &["workflowexecution.workflow.skipped"]).await;
+    ag.report(agent::report(&assign, PrimitivePhase::Succeeded))
+        .await;
+    wait_phase(&c, &a, v1::Phase::Completed).await;
+    wait_audit_recorded(&c, &a, &[STARTED, COMPLETED]).await;
+
+    ds.set_up(true);
+    let types = eventually(20, "A's events delivered", || async {
+        let t = ds.types_for(&a);
+        (t.len() >= 3).then_some(t)
+    })
+    .await;
+    assert_eq!(types, DELIVERED);
+    let m = eventually(10, "the refused event counted", || {
+        let api = &api;
+        async move {
+            let m = metrics(api).await;
+            (metric(&m, "workflowexecution_api_audit_events_rejected_total") == 1.0).then_some(m)
+        }
+    })
+    .await;
+    assert_eq!(metric(&m, "workflowexecution_api_audit_outbox_depth"), 0.0);
+    assert!(ds.types_for(&b).is_empty());
+    assert!(ds.invalid_batches() >= 1, "DataStorage refused a batch");
+    let kept: Vec<_> = std::fs::read_dir(
+        env.datastorage_config(&ds.url)
+            .audit_outbox_dir
+            .join("rejected"),
+    )
+    .unwrap()
+    .filter_map(|e| e.ok())
+    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+    .collect();
+    assert_eq!(kept.len(), 1, "only the skipped event is set aside");
+    let kept = std::fs::read_to_string(kept[0].path()).unwrap();
+    assert!(kept.contains("workflowexecution.workflow.skipped") && kept.contains(&b));
     api.shutdown().await;
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use crate::outbox::{Entry, Outbox};
-use crate::sink::{DataStorageSink, DeliveryError, JsonlSink};
+use crate::delivery::DeliveryWorker;
+use crate::outbox::Outbox;
+use crate::sink::{DataStorageSink, JsonlSink};
 use crate::{AuditError, AuditEvent};
 
 /// Where events go.
@@ -62,10 +63,15 @@ pub struct AuditStats {
     pub duplicates: AtomicU64,
     /// Events delivered to DataStorage.
     pub delivered: AtomicU64,
-    /// Failed delivery attempts (batches).
+    /// Failed delivery attempts (batches) that will be retried.
     pub delivery_failures: AtomicU64,
-    /// Events DataStorage rejected, kept under `rejected/`.
+    /// Events set aside under the outbox's `rejected/`: refused by DataStorage, or failing
+    /// the contract check before sending (those are also counted in `invalid`).
     pub rejected: AtomicU64,
+    /// Events the contract check ([`crate::contract`]) refused before sending.
+    pub invalid: AtomicU64,
+    /// Batches DataStorage refused that were split to find the refused events.
+    pub split_batches: AtomicU64,
     /// Events waiting in the outbox.
     pub outbox_depth: AtomicU64,
 }
@@ -115,14 +121,14 @@ impl Auditor {
                 let wake = Arc::new(Notify::new());
                 let sink = DataStorageSink::new(&url, config.request_timeout)
                     .map_err(|e| AuditError::Io(std::io::Error::other(e.to_string())))?;
-                let worker = DeliveryWorker {
-                    outbox: outbox.clone(),
+                let worker = DeliveryWorker::new(
+                    outbox.clone(),
                     sink,
-                    wake: wake.clone(),
-                    stats: stats.clone(),
+                    wake.clone(),
+                    stats.clone(),
                     config,
                     shutdown,
-                };
+                );
                 let inner = Inner::Outbox {
                     outbox,
                     wake,
@@ -171,91 +177,4 @@ impl Auditor {
             Inner::Jsonl { stats, .. } | Inner::Outbox { stats, .. } => stats.clone(),
         }
     }
-}
-
-/// Delivers the outbox to DataStorage in batches, retrying with exponential
-/// backoff while DataStorage is unreachable.
-#[derive(Debug)]
-pub struct DeliveryWorker {
-    outbox: Arc<Outbox>,
-    sink: DataStorageSink,
-    wake: Arc<Notify>,
-    stats: Arc<AuditStats>,
-    config: AuditConfig,
-    shutdown: watch::Receiver<bool>,
-}
-
-impl DeliveryWorker {
-    /// Runs until shutdown.
-    pub async fn run(mut self) {
-        let mut backoff = self.config.initial_backoff;
-        loop {
-            match self.deliver_once().await {
-                Ok(0) => {
-                    backoff = self.config.initial_backoff;
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = self.shutdown.changed() => return,
-                    }
-                }
-                Ok(_) => backoff = self.config.initial_backoff,
-                Err(e) => {
-                    self.stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, retry_in = ?backoff, "audit delivery failed; events stay in the outbox");
-                    let delay = jittered(backoff);
-                    backoff = (backoff * 2).min(self.config.max_backoff);
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = self.shutdown.changed() => return,
-                    }
-                }
-            }
-            if *self.shutdown.borrow() {
-                return;
-            }
-        }
-    }
-
-    /// Delivers one batch; returns how many events left the outbox.
-    async fn deliver_once(&self) -> Result<usize, DeliveryError> {
-        let batch = self
-            .outbox
-            .oldest(self.config.batch_size)
-            .await
-            .map_err(io_retry)?;
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let events: Vec<AuditEvent> = batch.iter().map(|e: &Entry| e.event.clone()).collect();
-        match self.sink.deliver(&events).await {
-            Ok(()) => {
-                self.outbox.remove(&batch).await.map_err(io_retry)?;
-                self.stats
-                    .delivered
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-            Err(DeliveryError::Rejected(why)) => {
-                tracing::error!(events = batch.len(), reason = %why, "DataStorage rejected an audit batch; kept under rejected/");
-                self.outbox.reject(&batch).await.map_err(io_retry)?;
-                self.stats
-                    .rejected
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-            Err(e) => return Err(e),
-        }
-        self.stats
-            .outbox_depth
-            .store(self.outbox.depth().await as u64, Ordering::Relaxed);
-        Ok(batch.len())
-    }
-}
-
-fn io_retry(e: AuditError) -> DeliveryError {
-    DeliveryError::Retryable(e.to_string())
-}
-
-/// ±10 % jitter so many API replicas do not retry in lockstep.
-fn jittered(d: Duration) -> Duration {
-    let factor = 0.9 + rand::random::<f64>() * 0.2;
-    d.mul_f64(factor)
 }

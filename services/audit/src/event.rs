@@ -1,5 +1,9 @@
 //! The audit event envelope (DataStorage `AuditEventRequest`, reference §3.5)
 //! and one builder per event type.
+//!
+//! These are this service's own event kinds, as the JSON-lines file and the outbox hold
+//! them: `workflow.skipped` and `workflow.cancelled` and some payload fields have no place
+//! in DataStorage's contract. What DataStorage receives is their projection, [`crate::wire`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,7 +34,7 @@ pub const WORKFLOW_CANCELLED: &str = "workflowexecution.workflow.cancelled";
 /// `workflowexecution.block.cleared`
 pub const BLOCK_CLEARED: &str = "workflowexecution.block.cleared";
 
-/// One audit event, as DataStorage receives it.
+/// One audit event, as recorded (DataStorage receives [`crate::wire::requests`] of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Stable id: the same execution and event type always give the same id.

@@ -7,10 +7,16 @@
 //!                  Auditor::record ──► JsonlSink        (default: one JSON object a line)
 //!                        │
 //!                        └──────────► Outbox (one fsynced file per event, on disk)
-//!                                         │  delivery worker, batches, retry with backoff
+//!                                         │  delivery worker: wire form, contract check,
+//!                                         │  batches, retry with backoff, refused batches split
 //!                                         ▼
 //!                                     DataStorage  POST /api/v1/audit/events/batch
 //! ```
+//!
+//! The file and the outbox hold this service's own event kinds (`workflow.skipped`,
+//! `workflow.cancelled` among them); DataStorage receives them in the form its published
+//! contract accepts, with upstream's event types ([`wire`] has the mapping, [`contract`] the
+//! contract and the check every sent event passes).
 //!
 //! Every event is generated exactly once per execution and transition, with an
 //! id derived from the execution's UID and the event type, so a regenerated event
@@ -20,11 +26,15 @@
 //! outbox), and the outbox survives restarts and DataStorage outages.
 
 pub mod auditor;
+pub mod contract;
+pub mod delivery;
 pub mod event;
 pub mod outbox;
 pub mod sink;
+pub mod wire;
 
 pub use auditor::{AuditConfig, AuditStats, Auditor, SinkConfig};
+pub use delivery::DeliveryWorker;
 pub use event::{AuditEvent, ExecutionFacts, event_id};
 
 /// Why an event could not be recorded.

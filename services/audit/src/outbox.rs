@@ -3,9 +3,10 @@
 //! One file per event under `pending/`, written to a temporary name, synced,
 //! then renamed, so a crash leaves either the whole event or nothing. Names
 //! start with a sequence number, so delivery keeps the order events were
-//! recorded in. Delivered events are removed; events DataStorage rejects as
-//! malformed move to `rejected/`, where an operator can read them: nothing
-//! accepted is silently lost.
+//! recorded in. Delivered events are removed; events DataStorage refuses (or
+//! that fail its contract, see [`crate::contract`]) move to `rejected/`, each
+//! with a `.reason` file, where an operator can read them: nothing accepted is
+//! silently lost.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -114,14 +115,24 @@ impl Outbox {
         Ok(())
     }
 
-    /// Moves entries DataStorage refused to `rejected/`.
-    pub async fn reject(&self, entries: &[Entry]) -> Result<(), AuditError> {
+    /// Moves entries that cannot be delivered to `rejected/`, each with a
+    /// `<name>.reason` file beside it saying why.
+    pub async fn reject(&self, entries: &[Entry], reason: &str) -> Result<(), AuditError> {
         let mut state = self.state.lock().await;
         for entry in entries {
+            if let Some(name) = entry.path.file_name().and_then(|n| n.to_str()) {
+                let why = format!("{reason}\n");
+                write_atomically(&self.rejected, &format!("{name}.reason"), why.as_bytes()).await?;
+            }
             self.move_to_rejected(&entry.path).await?;
             state.ids.remove(&entry.event.event_id);
         }
         Ok(())
+    }
+
+    /// The directory of events set aside.
+    pub fn rejected_dir(&self) -> &Path {
+        &self.rejected
     }
 
     /// Events waiting for delivery.

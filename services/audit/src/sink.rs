@@ -89,7 +89,8 @@ pub enum DeliveryError {
     /// Worth trying again later: network error, timeout, 5xx, 408, 429.
     #[error("retryable delivery failure: {0}")]
     Retryable(String),
-    /// DataStorage refused the batch itself (4xx): retrying cannot help.
+    /// DataStorage refused the batch (4xx): sending it again cannot help. It refuses a whole
+    /// batch when one event fails its validation.
     #[error("DataStorage rejected the batch: {0}")]
     Rejected(String),
 }
@@ -116,8 +117,9 @@ impl DataStorageSink {
         Ok(Self { client, endpoint })
     }
 
-    /// Delivers one batch.
-    pub async fn deliver(&self, batch: &[AuditEvent]) -> Result<(), DeliveryError> {
+    /// Delivers one batch of `AuditEventRequest`s (see [`crate::wire`]). DataStorage takes a
+    /// batch whole or refuses it whole.
+    pub async fn deliver(&self, batch: &[serde_json::Value]) -> Result<(), DeliveryError> {
         let response = self
             .client
             .post(&self.endpoint)

@@ -4,7 +4,9 @@
 //! Events are recorded after the status write that made the transition has committed, once
 //! per transition; the event id is stable (hash of execution UID and event type), so a
 //! regenerated event (see [`recorder`]) is dropped by the sink or receiver.
-//! Which events were recorded is kept in the AuditRecorded condition of the execution.
+//! Which events were recorded is kept in the AuditRecorded condition of the execution; it
+//! names this service's own event types, which DataStorage receives in its contract's form
+//! and types (`wfe_audit::wire`, docs/audit-events.md).
 
 use std::sync::Arc;
 

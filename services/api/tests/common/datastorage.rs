@@ -1,4 +1,7 @@
-//! A fake DataStorage: `POST /api/v1/audit/events/batch`, answering 503 while "down".
+//! A fake DataStorage: `POST /api/v1/audit/events/batch`, answering 503 while "down". Like
+//! the real one it validates every event of a batch (against DataStorage's contract as
+//! `wfe_audit::contract` transcribes it, and against an `event_action` a test refuses) and
+//! refuses the whole batch with 400 when one fails.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -17,6 +20,8 @@ struct Inner {
     up: AtomicBool,
     received: Mutex<Vec<Value>>,
     refused: Mutex<usize>,
+    refuse_action: Mutex<Option<String>>,
+    invalid: Mutex<usize>,
 }
 
 /// The fake server; dropping it stops nothing (the runtime ends with the test).
@@ -30,6 +35,15 @@ async fn batch(State(s): State<Arc<Inner>>, Json(events): Json<Vec<Value>>) -> S
     if !s.up.load(Ordering::SeqCst) {
         *s.refused.lock() += 1;
         return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let refuse = s.refuse_action.lock().clone();
+    let bad = |e: &Value| {
+        wfe_audit::contract::validate(e).is_err()
+            || refuse.as_deref().is_some_and(|a| e["event_action"] == a)
+    };
+    if events.iter().any(bad) {
+        *s.invalid.lock() += 1;
+        return StatusCode::BAD_REQUEST;
     }
     s.received.lock().extend(events);
     StatusCode::CREATED
@@ -51,6 +65,16 @@ impl FakeDataStorage {
 
     pub fn set_up(&self, up: bool) {
         self.inner.up.store(up, Ordering::SeqCst);
+    }
+
+    /// Refuses (400) every batch holding an event with this `event_action`.
+    pub fn refuse_action(&self, action: &str) {
+        *self.inner.refuse_action.lock() = Some(action.to_owned());
+    }
+
+    /// Batches refused with 400 (an invalid or refused event in them).
+    pub fn invalid_batches(&self) -> usize {
+        *self.inner.invalid.lock()
     }
 
     /// Batches refused while down.
