@@ -144,7 +144,11 @@ fn block_reason_wire_values() {
     ];
     for (r, wire, cond, clearable) in cases {
         assert_eq!(
-            (r.as_str(), crate::conditions::locked_reason(r), r.clearable()),
+            (
+                r.as_str(),
+                crate::conditions::locked_reason(r),
+                r.clearable()
+            ),
             (wire, cond, clearable)
         );
     }
