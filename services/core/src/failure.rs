@@ -132,7 +132,7 @@ pub struct FailureDetails {
     pub failed_task_name: Option<String>,
     /// Step within the failed task.
     pub failed_step_name: Option<String>,
-    /// First non-zero exit code observed.
+    /// First non-zero exit code observed; the agents report none for DeadlineExceeded.
     pub exit_code: Option<i32>,
     /// When the failure was recorded.
     pub failed_at: Timestamp,

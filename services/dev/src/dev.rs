@@ -1,24 +1,17 @@
-//! `wfe dev`: starts each component as a child process and supervises them.
+//! `wfe dev`: starts each component as a child process and supervises them
+//! ([`crate::supervise`]).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::cli::{Backend, DevArgs};
 use crate::state::StateFiles;
+use crate::supervise::{Component, RestartPolicy, stop_all, supervise};
 
-/// A running component.
-struct Component {
-    name: &'static str,
-    child: Child,
-}
-
-/// Starts the stack, prints how to use it, and stops it on Ctrl-C or when a
-/// component dies.
+/// Starts the stack, prints how to use it, restarts a component that dies, and stops
+/// it on Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if args.fresh && args.state_dir.exists() {
         std::fs::remove_dir_all(&args.state_dir).context("clearing the state directory")?;
@@ -30,7 +23,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut components = Vec::new();
     let cluster_args = cluster_args(&args, &files)?;
     let cluster_args: Vec<&str> = cluster_args.iter().map(String::as_str).collect();
-    components.push(spawn("kubernetes", &cluster_args, &env)?);
+    components.push(Component::spawn("kubernetes", &cluster_args, &env)?);
     wait_until_cluster_ready(&files.kubeconfig, &mut components).await?;
 
     let grpc = args.grpc_addr.to_string();
@@ -38,7 +31,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let callers = path_str(&files.caller_tokens)?;
     let agents = path_str(&files.agent_tokens)?;
     let audit = path_str(&files.audit_log)?;
-    let api_args = [
+    let mut api_args = vec![
         "api",
         "--grpc-addr",
         &grpc,
@@ -53,7 +46,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "--instance-id",
         "workflow-api-dev",
     ];
-    components.push(spawn("workflow-api", &api_args, &env)?);
+    let api_tunings = args.tunings.api_args();
+    api_args.extend(api_tunings.iter().map(String::as_str));
+    components.push(Component::spawn("workflow-api", &api_args, &env)?);
     wait_until_up(args.grpc_addr, &mut components).await?;
 
     let api_url = format!("http://{}", args.grpc_addr);
@@ -66,7 +61,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         admin.set_port(args.admin_addr.port() + 1 + i as u16);
         let admin = admin.to_string();
         let id = format!("{name}-dev");
-        let agent_args = [
+        let mut agent_args = vec![
             name,
             "--api-url",
             &api_url,
@@ -77,11 +72,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             "--agent-id",
             &id,
         ];
-        components.push(spawn(name, &agent_args, &env)?);
+        let agent_tunings = args.tunings.agent_args();
+        agent_args.extend(agent_tunings.iter().map(String::as_str));
+        components.push(Component::spawn(name, &agent_args, &env)?);
     }
 
     crate::banner::print(&args, &files);
-    let outcome = supervise(&mut components).await;
+    let policy = RestartPolicy {
+        base: args.restart_backoff,
+        max: args.restart_backoff_max.max(args.restart_backoff),
+    };
+    let outcome = supervise(&mut components, policy).await;
     stop_all(&mut components).await;
     outcome
 }
@@ -127,7 +128,7 @@ async fn wait_until_cluster_ready(
             }
         }
         for c in components.iter_mut() {
-            if let Some(status) = c.child.try_wait()? {
+            if let Some(status) = c.exited()? {
                 bail!("{} exited during start-up ({status})", c.name);
             }
         }
@@ -144,33 +145,6 @@ fn path_str(p: &Path) -> anyhow::Result<String> {
         .context("state directory path is not UTF-8")
 }
 
-/// Spawns `wfe <args>` with its output prefixed by the component name.
-fn spawn(name: &'static str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Component> {
-    let exe = std::env::current_exe().context("finding the wfe executable")?;
-    let mut child = Command::new(exe)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(prefix_lines(name, out));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(prefix_lines(name, err));
-    }
-    Ok(Component { name, child })
-}
-
-async fn prefix_lines(name: &'static str, stream: impl tokio::io::AsyncRead + Unpin) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        eprintln!("[{name:>12}] {line}");
-    }
-}
-
 /// Waits until `addr` accepts connections, failing early if a component exits.
 async fn wait_until_up(
     addr: std::net::SocketAddr,
@@ -182,7 +156,7 @@ async fn wait_until_up(
             return Ok(());
         }
         for c in components.iter_mut() {
-            if let Some(status) = c.child.try_wait()? {
+            if let Some(status) = c.exited()? {
                 bail!("{} exited during start-up ({status})", c.name);
             }
         }
@@ -190,45 +164,6 @@ async fn wait_until_up(
             bail!("{addr} did not come up within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits for Ctrl-C/SIGTERM or for a component to exit.
-async fn supervise(components: &mut [Component]) -> anyhow::Result<()> {
-    let exited = futures_wait_any(components);
-    tokio::select! {
-        _ = wait_for_shutdown_signal() => Ok(()),
-        (name, status) = exited => bail!("{name} exited unexpectedly ({status})"),
-    }
-}
-
-async fn futures_wait_any(components: &mut [Component]) -> (&'static str, String) {
-    loop {
-        for c in components.iter_mut() {
-            if let Ok(Some(status)) = c.child.try_wait() {
-                return (c.name, status.to_string());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// SIGTERM to every component, newest first, then a kill after a grace period.
-async fn stop_all(components: &mut [Component]) {
-    for c in components.iter_mut().rev() {
-        if let Some(pid) = c.child.id() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
-        }
-        if tokio::time::timeout(Duration::from_secs(10), c.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = c.child.kill().await;
-        }
     }
 }
 

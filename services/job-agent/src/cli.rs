@@ -24,7 +24,10 @@ pub struct JobAgentCli {
     /// OOM kills tolerated before the execution fails with OOMKilled.
     #[arg(long, env = "WFE_AGENT_OOM_KILL_LIMIT", default_value_t = 2)]
     pub oom_kill_limit: u32,
-    /// Seconds a container may fail to start (image pull, missing secret) before failing.
+    /// Seconds a container may fail to start (image pull, missing secret) before the
+    /// execution fails with ImagePullBackOff or ConfigurationError. A choice: long enough
+    /// for a slow registry or a Secret created a moment late to heal, short enough that the
+    /// mistake is reported long before the Job's deadline.
     #[arg(long, env = "WFE_AGENT_STUCK_GRACE_SECONDS", default_value_t = 120)]
     pub stuck_grace_seconds: u64,
 }

@@ -331,7 +331,11 @@ fn failure(
     let reason = classify_job_failure(&signals);
     let mut d = FailureDetails::new(reason, message, facts.started, at);
     if facts.started {
-        d.exit_code = facts.exit_code.filter(|c| *c != 0);
+        // A timeout has no exit code: a container stopped at the deadline exits with the
+        // kill's code (137, 143) or none, depending on when the agent looked.
+        d.exit_code = facts
+            .exit_code
+            .filter(|c| *c != 0 && reason != FailureReason::DeadlineExceeded);
         d.failed_task_name = Some(CONTAINER.to_owned());
     }
     d

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Workflow","type":"string","jsonPath":".spec.workflowRef.workflowName"}"#,
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.targetResource"}"#,
     printcolumn = r#"{"name":"Duration","type":"string","jsonPath":".status.duration"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -176,6 +176,11 @@ pub struct WorkflowExecutionStatus {
     /// A human-readable summary of the current state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Why the execution is Failed or Skipped, in one CamelCase word (as a Pod's
+    /// `status.reason`): the failure reason (TaskFailed, OOMKilled, …) or the first
+    /// blocker's reason (ResourceBusy, RecentlyRemediated, …). `kubectl get wfe` shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The engine primitive, once created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_ref: Option<ExecutionRef>,
@@ -271,7 +276,8 @@ pub struct FailureDetails {
     /// Name of the failed step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_step_name: Option<String>,
-    /// Exit code of the failed container or step.
+    /// Exit code of the failed container or step; none for DeadlineExceeded (the code of a
+    /// step stopped at the deadline is the engine's kill, not the workflow's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// When the failure was observed.

@@ -70,3 +70,30 @@ fn printer_columns_are_the_documented_ones() {
         ]
     );
 }
+
+/// REASON shows why an execution failed or was skipped (`status.reason`, written with
+/// the failure or skip), not the Ready condition's `NotReady`.
+#[test]
+fn the_reason_column_reads_status_reason() {
+    let crd = workflow_execution_crd();
+    let version = &crd.spec.versions[0];
+    let reason = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .find(|c| c.name == "Reason")
+        .expect("a Reason column");
+    assert_eq!(reason.json_path, ".status.reason");
+    let status = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| s.properties.as_ref())
+        .and_then(|p| p.get("status"))
+        .and_then(|s| s.properties.as_ref())
+        .expect("status properties");
+    assert_eq!(
+        status.get("reason").and_then(|r| r.type_.as_deref()),
+        Some("string")
+    );
+}

@@ -21,7 +21,10 @@ pub struct TektonAgentCli {
     /// Flags every agent has (API, identity, capacity, admin port).
     #[command(flatten)]
     pub agent: wfe_agent::AgentArgs,
-    /// Seconds a TaskRun's pod may wait on a missing Secret or ConfigMap before failing.
+    /// Seconds a TaskRun's pod may wait on a missing Secret or ConfigMap before the
+    /// execution fails with ConfigurationError. A choice: long enough for a Secret created
+    /// a moment late, short enough that the mistake is not reported as DeadlineExceeded at
+    /// the pipeline timeout.
     #[arg(long, env = "WFE_AGENT_STUCK_GRACE_SECONDS", default_value_t = 120)]
     pub stuck_grace_seconds: u64,
 }

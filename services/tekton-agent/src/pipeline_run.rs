@@ -28,13 +28,15 @@ fn param(name: &str, value: &str) -> Param {
     }
 }
 
-/// `spec.timeouts.pipeline`: the time left until the deadline, in whole seconds (at least
-/// 1 s), as a Go duration; `None` without a deadline (Tekton's default applies).
+/// `spec.timeouts.pipeline`: the time left until the deadline, as a Go duration to the
+/// millisecond, rounded up (`2.731s`: whole seconds would end the run up to a second
+/// before the deadline); at least 1 s, also when the deadline has passed (0 would mean
+/// no timeout to Tekton); `None` without a deadline (Tekton's default applies).
 pub fn pipeline_timeout(deadline: Option<Timestamp>, now: Timestamp) -> Option<String> {
-    let d = deadline?;
-    let secs = d.duration_since(now).as_secs().max(1);
-    let secs = u64::try_from(secs).unwrap_or(1);
-    Some(format_go(std::time::Duration::from_secs(secs)))
+    let left = deadline?.duration_since(now);
+    let nanos = u64::try_from(left.as_nanos()).unwrap_or(0);
+    let millis = nanos.div_ceil(1_000_000).max(1_000);
+    Some(format_go(std::time::Duration::from_millis(millis)))
 }
 
 /// Builds the PipelineRun.

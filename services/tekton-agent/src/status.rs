@@ -171,6 +171,10 @@ fn started(task_runs: &[&TaskRun]) -> bool {
 }
 
 /// Maps a PipelineRun and its TaskRuns to what the agent reports.
+///
+/// A timeout (DeadlineExceeded) carries no exit code: the code of a step Tekton stopped
+/// at the deadline (1, 137, or none when no step was running) says how Tekton killed it,
+/// not how the workflow ended, so the same hang would report different codes.
 pub fn pipeline_run_state(
     pr: &PipelineRun,
     task_runs: &[&TaskRun],
@@ -270,7 +274,9 @@ fn failed(
         d.failed_task_name = Some(t.name);
         d.failed_task_index = Some(t.index);
         d.failed_step_name = t.step;
-        d.exit_code = t.exit_code;
+        d.exit_code = t
+            .exit_code
+            .filter(|_| cause != FailureReason::DeadlineExceeded);
     }
     Observation::failed(d, owner)
 }
@@ -329,15 +335,19 @@ pub fn run_state(
         observation.phase,
         PrimitivePhase::Pending | PrimitivePhase::Running
     );
-    let stuck = stuck_task(pr, task_runs)
-        .filter(|_| unfinished)
-        .filter(|t| waited(t.since, now) >= policy.stuck_grace);
+    let stuck = stuck_task(pr, task_runs).filter(|_| unfinished);
     let Some(task) = stuck else {
         return RunState {
             observation,
             abort: false,
         };
     };
+    if waited(task.since, now) < policy.stuck_grace {
+        return RunState {
+            observation: waiting_on(observation, &task, policy),
+            abort: false,
+        };
+    }
     let mut failed = Observation::failed(stuck_failure(task, policy, now), owner);
     failed.started_at = observation.started_at;
     failed.progress = observation.progress;
@@ -346,6 +356,25 @@ pub fn run_state(
         abort: !is_stopping(pr),
     }
 }
+
+/// Within the grace the run is reported as it is, but naming what it waits on, so the
+/// execution's status says why before it fails.
+fn waiting_on(mut observation: Observation, task: &StuckTask, policy: &Policy) -> Observation {
+    let what = missing_object(&task.message)
+        .map(|o| format!("{o} not found"))
+        .unwrap_or_else(|| "a referenced Secret or ConfigMap is missing".into());
+    observation.reason = WAITING_ON_REFERENCE.to_owned();
+    observation.message = format!(
+        "TaskRun {} cannot start: {what}; fails with ConfigurationError after the {}s stuck grace",
+        task.name,
+        policy.stuck_grace.as_secs()
+    );
+    observation
+}
+
+/// The reason reported while a TaskRun's pod waits on a missing Secret or ConfigMap (the
+/// kubelet's name for it).
+pub const WAITING_ON_REFERENCE: &str = "CreateContainerConfigError";
 
 fn waited(since: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(now.duration_since(since)).unwrap_or_default()

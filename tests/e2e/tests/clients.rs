@@ -90,6 +90,30 @@ async fn python_grpcio_client_executes_and_follows_watch() {
     assert_eq!(wfe_e2e::clients::phase_of(&e), Phase::Completed);
 }
 
+/// The cells of `name`'s row in kubectl's table, by column name (kubectl aligns each
+/// column at its header's offset; empty cells are empty strings).
+fn table_row(out: &str, name: &str) -> std::collections::HashMap<String, String> {
+    let mut lines = out.lines();
+    let header = lines.next().expect("header");
+    let starts: Vec<(usize, &str)> = header
+        .match_indices(|c: char| !c.is_whitespace())
+        .filter(|(i, _)| *i == 0 || header.as_bytes()[i - 1] == b' ')
+        .map(|(i, _)| (i, header[i..].split_whitespace().next().unwrap_or_default()))
+        .collect();
+    let row = lines
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{out}"));
+    let cell = |from: usize, to: usize| row.get(from..to.min(row.len())).unwrap_or("").trim();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, (at, col))| {
+            let end = starts.get(k + 1).map_or(row.len(), |(next, _)| *next);
+            ((*col).to_owned(), cell(*at, end).to_owned())
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_wfe_shows_the_printer_columns() {
     let stack = Stack::start(StackOptions::default()).await.expect("stack");
@@ -126,4 +150,46 @@ async fn kubectl_get_wfe_shows_the_printer_columns() {
         ],
         "{out}"
     );
+    assert_eq!(table_row(&out, &exec.name)["REASON"], "", "{out}");
+}
+
+/// REASON says why an execution failed or was skipped, without `describe` or gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_wfe_shows_why_an_execution_failed_or_was_skipped() {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    let failed = stack
+        .run_to(
+            &Req::job("default/Deployment/fails").outcome("fail:3"),
+            Phase::Failed,
+        )
+        .await
+        .expect("Failed");
+    let holder = stack
+        .run_to(
+            &Req::job("default/Deployment/held").outcome("hang"),
+            Phase::Running,
+        )
+        .await
+        .expect("Running");
+    let busy = stack
+        .run(&Req::job("default/Deployment/held").remediation("rr-busy"))
+        .await
+        .expect("execute");
+    assert_eq!(wfe_e2e::clients::phase_of(&busy), Phase::Skipped);
+    let out = stack
+        .kubectl(&["get", "wfe"])
+        .await
+        .expect("kubectl get wfe");
+    for (name, phase, reason) in [
+        (&failed.name, "Failed", "TaskFailed"),
+        (&busy.name, "Skipped", "ResourceBusy"),
+        (&holder.name, "Running", ""),
+    ] {
+        let row = table_row(&out, name);
+        assert_eq!(
+            (row["PHASE"].as_str(), row["REASON"].as_str()),
+            (phase, reason),
+            "{out}"
+        );
+    }
 }

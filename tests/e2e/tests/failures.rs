@@ -208,6 +208,37 @@ async fn tekton_missing_secret_is_configuration_error() {
     expect_failure(opts, req, want).await;
 }
 
+/// Before the stuck grace ends, the running execution already says what it waits on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tekton_missing_secret_is_named_before_the_grace_ends() {
+    let stack = Stack::start(StackOptions::default().tekton_stuck_grace(600))
+        .await
+        .expect("stack");
+    let exec = stack
+        .run(
+            &Req::tekton(T)
+                .outcome("missing-secret")
+                .timeout(Duration::from_secs(600)),
+        )
+        .await
+        .expect("execute");
+    let message = eventually(PHASE_TIMEOUT, "ExecutionRunning naming the cause", || {
+        let stack = &stack;
+        let name = exec.name.clone();
+        async move {
+            let e = stack.get(&name).await?;
+            let c = condition(&e, "ExecutionRunning").map(|c| c.message.clone());
+            Ok(c.filter(|m| m.contains("CreateContainerConfigError")))
+        }
+    })
+    .await
+    .expect("the cause before the grace ends");
+    assert_eq!(
+        message,
+        "Execution running (tekton: CreateContainerConfigError)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tekton_hang_past_timeout_is_deadline_exceeded() {
     let req = Req::tekton(T)
@@ -215,8 +246,9 @@ async fn tekton_hang_past_timeout_is_deadline_exceeded() {
         .timeout(Duration::from_secs(3));
     let want = Expect {
         reason: FailureReason::DeadlineExceeded,
-        // Tekton stops the hanging step itself and records its exit code (1).
-        exit_code: None,
+        // Tekton stops the hanging step itself and records an exit code (1); a timeout
+        // reports none, as for a Job.
+        exit_code: Some(None),
         was_execution_failure: true,
         message_contains: None,
     };

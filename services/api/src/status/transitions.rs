@@ -84,6 +84,7 @@ pub fn init_skipped(
     };
     set_phase(obj, status, Phase::Skipped);
     status.message = Some(first.message.clone());
+    status.reason = Some(first.reason.as_str().to_owned());
     status.completion_time = Some(Time(now));
     status.skip_details = Some(k8s::SkipDetails {
         reason: first.reason.as_str().to_owned(),
@@ -205,6 +206,7 @@ pub fn mark_failed(
     set_condition(obj, status, conditions::ready(false), now);
     set_phase(obj, status, Phase::Failed);
     status.message = Some(format!("{}: {}", details.reason, details.message));
+    status.reason = Some(details.reason.as_str().to_owned());
     status.failure_reason = Some(details.reason);
     status.failure_details = Some(failure_to_k8s(&details));
 }
@@ -264,6 +266,7 @@ mod tests {
             now,
         );
         assert_eq!(s.failure_reason, Some(wfe_core::FailureReason::Cancelled));
+        assert_eq!(s.reason.as_deref(), Some("Cancelled"), "the REASON column");
         assert!(s.conditions.iter().all(|c| c.type_ != "ExecutionComplete"));
         assert!(s.duration.is_none());
         assert!(
@@ -272,5 +275,38 @@ mod tests {
                 .natural_language_summary
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn failed_and_skipped_executions_say_why_in_status_reason() {
+        let w = obj();
+        let now = Timestamp::from_second(5).unwrap();
+        let mut failed = WorkflowExecutionStatus::default();
+        mark_running(&w, &mut failed, None, Some(now), "Running", now);
+        let mut d = FailureDetails::new(FailureReason::OOMKilled, "killed", true, now);
+        d.exit_code = Some(137);
+        mark_failed(&w, &mut failed, d, now);
+        assert_eq!(failed.reason.as_deref(), Some("OOMKilled"));
+
+        let blocker = |reason| wfe_core::admission::Blocker {
+            reason,
+            message: "blocked".into(),
+            execution: "we-0".into(),
+            execution_namespace: "ns".into(),
+            clears_at: None,
+            clearable: false,
+        };
+        let decision = AdmissionDecision::from_blockers(vec![
+            blocker(wfe_core::admission::BlockReason::RecentlyRemediated),
+            blocker(wfe_core::admission::BlockReason::ExponentialBackoff),
+        ]);
+        let mut skipped = WorkflowExecutionStatus::default();
+        init_skipped(&w, &mut skipped, &decision, now);
+        assert_eq!(skipped.reason.as_deref(), Some("RecentlyRemediated"));
+
+        let mut completed = WorkflowExecutionStatus::default();
+        mark_running(&w, &mut completed, None, Some(now), "Running", now);
+        mark_completed(&w, &mut completed, Some(now), now);
+        assert_eq!(completed.reason, None, "nothing to explain");
     }
 }

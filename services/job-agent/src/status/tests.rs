@@ -139,6 +139,21 @@ fn job_state_table() {
             )
         },
         Case {
+            // The Job controller stops the pod at the deadline: 143 is the kill's code.
+            pods: vec![p("wfe-1-a1-aaaaa", terminated("Error", 143))],
+            exit_code: None,
+            was_execution_failure: Some(true),
+            ..case(
+                "deadline stopped the container: no exit code",
+                failed(
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                ),
+                Failed,
+                "DeadlineExceeded",
+            )
+        },
+        Case {
             pods: vec![
                 pod(
                     "wfe-1-a1-aaaaa",

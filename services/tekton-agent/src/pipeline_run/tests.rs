@@ -148,6 +148,21 @@ fn timeout_table() {
         ),
         (Some(n + jiff::SignedDuration::from_secs(45)), Some("45s")),
         (Some(n - jiff::SignedDuration::from_secs(45)), Some("1s")),
+        // A 3 s timeout whose run is created 269 ms after acceptance: 2.731 s, not 2 s.
+        (
+            Some(n + jiff::SignedDuration::from_millis(2_731)),
+            Some("2.731s"),
+        ),
+        // Rounded up to the millisecond: the run never ends before the deadline.
+        (
+            Some(n + jiff::SignedDuration::from_micros(2_730_400)),
+            Some("2.731s"),
+        ),
+        (
+            Some(n + jiff::SignedDuration::from_millis(61_500)),
+            Some("1m1.5s"),
+        ),
+        (Some(n + jiff::SignedDuration::from_millis(300)), Some("1s")),
     ];
     for (d, want) in cases {
         assert_eq!(pipeline_timeout(d, n).as_deref(), want, "{d:?}");

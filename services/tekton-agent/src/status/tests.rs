@@ -125,6 +125,13 @@ fn failure_table() {
     );
     let pull = tr("t1", "False", "TaskRunImagePullFailed", json!([]));
     let hang = tr("t1", "False", "TaskRunTimeout", json!([]));
+    // Tekton stopped the step that was running at the deadline: its exit code is the kill's.
+    let stopped = tr(
+        "t1",
+        "False",
+        "TaskRunTimeout",
+        json!([{"name": "apply", "terminated": {"exitCode": 1, "reason": "TaskRunTimeout"}}]),
+    );
     // (name, pr, taskruns, reason, task, index, step, exit, wasExecutionFailure)
     type Row<'a> = (
         &'a str,
@@ -181,6 +188,24 @@ fn failure_table() {
             Some("t1"),
             Some(0),
             None,
+            None,
+            true,
+        ),
+        (
+            "timeout that stopped a running step: no exit code either",
+            pr(
+                cond(
+                    "False",
+                    "PipelineRunTimeout",
+                    "PipelineRun \"x\" failed to finish within \"3s\"",
+                ),
+                &["t1"],
+            ),
+            vec![&stopped],
+            FailureReason::DeadlineExceeded,
+            Some("t1"),
+            Some(0),
+            Some("apply"),
             None,
             true,
         ),
@@ -309,6 +334,14 @@ fn missing_secret_within_grace_is_still_running() {
     assert_eq!(s.observation.phase, PrimitivePhase::Running);
     assert!(s.observation.failure.is_none());
     assert!(!s.abort);
+    // It already says what it waits on.
+    assert_eq!(s.observation.reason, "CreateContainerConfigError");
+    assert!(
+        s.observation.message.contains("secret \"creds\" not found")
+            && s.observation.message.contains("121s stuck grace"),
+        "{}",
+        s.observation.message
+    );
 }
 
 #[test]
