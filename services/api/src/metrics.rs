@@ -26,7 +26,7 @@ pub struct EngineOutcome {
 /// Label `reason`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
-    /// A skip reason.
+    /// A skip reason, or why a status report was refused.
     pub reason: String,
 }
 
@@ -71,6 +71,8 @@ pub struct Metrics {
     pub duration: HistFamily<EngineOutcome>,
     /// Skipped executions by reason.
     pub skips: Family<Reason, Counter>,
+    /// Agent status reports refused, by reason (`crate::status::report::Refused`).
+    pub status_reports_refused: Family<Reason, Counter>,
     /// Accept → assignment sent.
     pub dispatch_latency: Histogram,
     /// Pending executions.
@@ -101,6 +103,7 @@ impl Metrics {
             executions: Family::default(),
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             skips: Family::default(),
+            status_reports_refused: Family::default(),
             dispatch_latency: latency_histogram(),
             pending: Gauge::default(),
             agents: Family::default(),
@@ -125,6 +128,11 @@ impl Metrics {
             m.duration.clone(),
         );
         r.register("skips", "Executions skipped by admission", m.skips.clone());
+        r.register(
+            "status_reports_refused",
+            "Agent status reports refused, by reason",
+            m.status_reports_refused.clone(),
+        );
         r.register(
             "dispatch_latency_seconds",
             "Time from acceptance (the resource persisted) to the assignment persisted",

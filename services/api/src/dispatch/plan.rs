@@ -9,7 +9,8 @@
 //!  no status        ── older than the recovery grace ─► Admit      (else wait: being accepted)
 //!  Running + cancel ── its agent connected, cancel due ► Cancel
 //!  Pending, unassigned ───────────────────────────────► Assign
-//!  assigned, agent here ── unacknowledged, resend due ─► Resend
+//!  assigned, its session here ── unacked, resend due ──► Resend
+//!  assigned, its agent here on another session ────────► Resume (it reconnected)
 //!  assigned, agent not here ── within a lease of start ► wait (agents reconnect)
 //!                           ── alive at another replica ► wait (that one dispatches)
 //!                           ── otherwise ─────────────► Reassign (lost)
@@ -49,6 +50,13 @@ pub enum Command {
         /// The agent that was lost.
         lost: String,
     },
+    /// Assign it anew (next fencing token, same attempt, adopting) to the session its agent
+    /// has here now: the agent reconnected (it or this API restarted), and only the
+    /// session an execution is assigned to may report on it.
+    Resume {
+        /// The agent, connected here on another session than the assignment's.
+        agent: String,
+    },
     /// Nothing now, and why.
     Wait(Why),
 }
@@ -69,8 +77,8 @@ pub enum Why {
 
 /// What this replica knows of the agents and of the commands it sent.
 pub trait AgentView {
-    /// Whether the agent has a session with this replica.
-    fn connected_here(&self, agent_id: &str) -> bool;
+    /// The agent's current session with this replica, if it has one.
+    fn session_here(&self, agent_id: &str) -> Option<String>;
     /// Whether the agent's Lease says it is connected to another replica.
     fn alive_elsewhere(&self, agent_id: &str) -> bool;
     /// Whether a command is due: never sent, or unacknowledged past the ack timeout.
@@ -111,8 +119,10 @@ pub fn plan(
         return vec![Command::Wait(Why::NothingDue)];
     }
     let mut commands = Vec::new();
+    // Only to the assigned session: another would report the cancellation under an
+    // assignment it does not hold (refused), and then be assigned a deleted primitive.
     if let (Phase::Running, Some(a), Some(_)) = (phase, &status.assignment, &status.cancel_request)
-        && view.connected_here(&a.agent_id)
+        && view.session_here(&a.agent_id).as_deref() == Some(a.session_id.as_str())
         && view.due(&commands::cancel_id(&key, a.fencing_token))
     {
         commands.push(Command::Cancel {
@@ -146,16 +156,26 @@ fn assigned(
     policy: Policy,
     clock: Clock,
 ) -> Command {
-    if view.connected_here(&a.agent_id) {
-        let resend = !a.acknowledged && view.due(&commands::assignment_id(key, a.fencing_token));
-        return if resend {
-            Command::Resend {
-                token: a.fencing_token,
-            }
-        } else {
-            Command::Wait(Why::NothingDue)
-        };
+    match view.session_here(&a.agent_id) {
+        Some(session) if session == a.session_id => {}
+        Some(_) => {
+            return Command::Resume {
+                agent: a.agent_id.clone(),
+            };
+        }
+        None => return unattended(a, view, policy, clock),
     }
+    if !a.acknowledged && view.due(&commands::assignment_id(key, a.fencing_token)) {
+        Command::Resend {
+            token: a.fencing_token,
+        }
+    } else {
+        Command::Wait(Why::NothingDue)
+    }
+}
+
+/// An assignment whose agent has no session here.
+fn unattended(a: &k8s::Assignment, view: &impl AgentView, policy: Policy, clock: Clock) -> Command {
     if clock.since_start < policy.lease_duration {
         return Command::Wait(Why::AgentsReconnecting);
     }
@@ -168,7 +188,7 @@ fn assigned(
 }
 
 /// An assignment to an agent's session. Every Assignment is built here: at accept (token
-/// 1), by a dispatcher pass, and on reassignment (the next token).
+/// 1), by a dispatcher pass, and on reassignment or resumption (the next token).
 pub fn assignment(
     agent_id: &str,
     session_id: &str,
@@ -229,24 +249,24 @@ pub fn assigned_state(agent_id: &str, lost: Option<&str>) -> (DispatchState, Str
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use wfe_k8s::WorkflowExecutionStatus;
 
     use super::*;
 
-    /// Agents connected here, agents alive elsewhere, commands not due.
+    /// Agents connected here (with their session), agents alive elsewhere, commands not due.
     #[derive(Default)]
     struct View {
-        here: HashSet<&'static str>,
+        here: HashMap<&'static str, &'static str>,
         elsewhere: HashSet<&'static str>,
         not_due: HashSet<String>,
     }
 
     impl AgentView for View {
-        fn connected_here(&self, agent_id: &str) -> bool {
-            self.here.contains(agent_id)
+        fn session_here(&self, agent_id: &str) -> Option<String> {
+            self.here.get(agent_id).map(|s| (*s).to_owned())
         }
         fn alive_elsewhere(&self, agent_id: &str) -> bool {
             self.elsewhere.contains(agent_id)
@@ -292,10 +312,19 @@ mod tests {
         w
     }
 
+    /// Agents here on the session the executions are assigned to ("s-1").
     fn view(here: &[&'static str], elsewhere: &[&'static str]) -> View {
         View {
-            here: here.iter().copied().collect(),
+            here: here.iter().map(|a| (*a, "s-1")).collect(),
             elsewhere: elsewhere.iter().copied().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Agent `a` here on a session the executions are not assigned to.
+    fn reconnected(a: &'static str) -> View {
+        View {
+            here: [(a, "s-2")].into(),
             ..Default::default()
         }
     }
@@ -328,6 +357,14 @@ mod tests {
              execution(Some("Running"), Some(("a", true)), true), view(&["a"], &[]), at(1_001, 60), vec![Cancel { token: 3 }, Wait(Why::NothingDue)]),
             ("cancel requested, agent lost: reassign first (the new agent gets the cancel)",
              execution(Some("Running"), Some(("a", true)), true), view(&[], &[]), at(1_001, 60), vec![lost("a")]),
+            ("agent here on a new session (it reconnected): resume",
+             execution(Some("Running"), Some(("a", true)), false), reconnected("a"), at(1_001, 60), vec![Resume { agent: "a".into() }]),
+            ("unacknowledged, agent reconnected: resume, not resend",
+             execution(Some("Pending"), Some(("a", false)), false), reconnected("a"), at(1_001, 60), vec![Resume { agent: "a".into() }]),
+            ("reconnected right after a restart of the API: resume at once",
+             execution(Some("Running"), Some(("a", true)), false), reconnected("a"), at(1_001, 1), vec![Resume { agent: "a".into() }]),
+            ("cancel requested, agent reconnected: resume first (the new session gets the cancel)",
+             execution(Some("Running"), Some(("a", true)), true), reconnected("a"), at(1_001, 60), vec![Resume { agent: "a".into() }]),
             ("terminal: nothing",
              execution(Some("Completed"), Some(("a", true)), true), view(&[], &[]), at(1_001, 60), vec![Wait(Why::NothingDue)]),
         ];

@@ -97,6 +97,7 @@ impl AgentSessionService for SessionService {
             draining: AtomicBool::new(false),
             reported_free: AtomicU32::new(hello.capacity),
             reserved: AtomicU32::new(0),
+            connected_at: Instant::now(),
             last_seen: parking_lot::Mutex::new(Instant::now()),
             tx,
             closed: closed.clone(),
@@ -209,21 +210,16 @@ async fn drain(
     }
 }
 
+/// Applies a report; a refusal is counted and logged by [`report::apply`].
 async fn apply_report(ctx: &SharedCtx, who: &Reporter, r: agent::StatusReport) {
-    let exec = r
-        .execution
-        .as_ref()
-        .map(|k| format!("{}/{}", k.namespace, k.name))
-        .unwrap_or_default();
-    if let Err(refused) = report::apply(ctx, who, r).await {
-        tracing::warn!(agent = %who.agent_id, execution = %exec, refused = ?refused, "status report refused");
-    }
+    let _ = report::apply(ctx, who, r).await;
 }
 
 impl Reader {
     fn reporter(&self) -> Reporter {
         Reporter {
             agent_id: self.session.agent_id.clone(),
+            session_id: self.session.session_id.clone(),
             cluster_id: self.session.cluster_id.clone(),
             engine: self.session.engine,
         }

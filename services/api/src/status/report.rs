@@ -14,11 +14,13 @@ use crate::convert::from_ts;
 use crate::ctx::Ctx;
 use crate::store::{ExecKey, phase_of};
 
-/// Who sent a report.
+/// Who sent a report: the session it came on.
 #[derive(Debug, Clone)]
 pub struct Reporter {
     /// Agent replica id.
     pub agent_id: String,
+    /// The session (one per stream, named by the API).
+    pub session_id: String,
     /// Its cluster.
     pub cluster_id: String,
     /// Its engine.
@@ -26,17 +28,43 @@ pub struct Reporter {
 }
 
 /// Why a report was not applied.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     /// The execution does not exist (or was recreated with another UID).
     Unknown,
     /// The execution belongs to another cluster or engine.
     NotYours,
+    /// The execution is assigned to another agent, or to none.
+    NotAssignee,
+    /// The execution is assigned to this agent, but on another of its sessions: it
+    /// reconnected, and the dispatcher assigns the execution anew to this session.
+    OtherSession,
     /// The report's fencing token is older than the current assignment's.
     Stale,
+    /// The report's fencing token is newer than the current assignment's: no assignment
+    /// ever carried it.
+    FutureToken,
 }
 
-/// Checks a report against the stored execution (binding and fencing).
+impl Refused {
+    /// The `reason` label of the refusal counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown_execution",
+            Self::NotYours => "other_cluster_or_engine",
+            Self::NotAssignee => "not_assignee",
+            Self::OtherSession => "other_session",
+            Self::Stale => "stale_token",
+            Self::FutureToken => "future_token",
+        }
+    }
+}
+
+/// Checks a report against the stored execution: it must come from the execution's
+/// cluster and engine, and (unless the execution is terminal: then it is ignored) from
+/// the very session the execution is assigned to, under exactly the assignment's fencing
+/// token. Work moves to another session only through a new assignment (the dispatcher's),
+/// never through a report.
 pub fn check(obj: &WorkflowExecution, who: &Reporter, r: &StatusReport) -> Result<(), Refused> {
     let key = r.execution.as_ref().ok_or(Refused::Unknown)?;
     if !key.uid.is_empty() && obj.uid().as_deref() != Some(key.uid.as_str()) {
@@ -46,19 +74,92 @@ pub fn check(obj: &WorkflowExecution, who: &Reporter, r: &StatusReport) -> Resul
     if obj.spec.cluster_id != who.cluster_id || engine != Some(who.engine) {
         return Err(Refused::NotYours);
     }
-    let current = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.assignment.as_ref())
-        .map(|a| a.fencing_token);
-    match current {
-        Some(token) if r.fencing_token >= token => Ok(()),
-        _ => Err(Refused::Stale),
+    if phase_of(obj).is_terminal() {
+        return Ok(()); // ignored by the caller: a terminal execution takes no report
+    }
+    let assignment = obj.status.as_ref().and_then(|s| s.assignment.as_ref());
+    let Some(a) = assignment.filter(|a| a.agent_id == who.agent_id) else {
+        return Err(Refused::NotAssignee);
+    };
+    if a.session_id != who.session_id {
+        return Err(Refused::OtherSession);
+    }
+    match r.fencing_token.cmp(&a.fencing_token) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(Refused::Stale),
+        std::cmp::Ordering::Greater => Err(Refused::FutureToken),
     }
 }
 
-/// Applies one report (or inventory entry). Terminal executions ignore reports.
+/// What a refusal log names of the report.
+struct About {
+    execution: String,
+    fencing_token: u64,
+    phase: PrimitivePhase,
+}
+
+impl About {
+    fn of(r: &StatusReport) -> Self {
+        Self {
+            execution: r
+                .execution
+                .as_ref()
+                .map(|k| format!("{}/{}", k.namespace, k.name))
+                .unwrap_or_default(),
+            fencing_token: r.fencing_token,
+            phase: PrimitivePhase::try_from(r.phase).unwrap_or(PrimitivePhase::Unspecified),
+        }
+    }
+}
+
+/// Counts and logs a refused report with the reporter's identity. A report from another
+/// session of the assigned agent is expected after every reconnect (until the dispatcher
+/// assigns the execution to the new session), so it is logged at info only.
+fn log_refusal(ctx: &Ctx, who: &Reporter, about: &About, refused: Refused) {
+    let reason = refused.reason();
+    ctx.metrics
+        .status_reports_refused
+        .get_or_create(&crate::metrics::Reason {
+            reason: reason.to_owned(),
+        })
+        .inc();
+    macro_rules! log {
+        ($level:ident, $msg:literal) => {
+            tracing::$level!(
+                execution = %about.execution,
+                agent = %who.agent_id,
+                session = %who.session_id,
+                cluster = %who.cluster_id,
+                engine = %who.engine,
+                fencing_token = about.fencing_token,
+                phase = about.phase.as_str_name(),
+                reason,
+                $msg
+            )
+        };
+    }
+    if refused == Refused::OtherSession {
+        log!(
+            info,
+            "status report refused: not this session's assignment (yet)"
+        );
+    } else {
+        log!(warn, "status report refused");
+    }
+}
+
+/// Applies one report (or inventory entry); a refusal is counted and logged. Terminal
+/// executions ignore reports.
 pub async fn apply(ctx: &Ctx, who: &Reporter, r: StatusReport) -> Result<(), Refused> {
+    let about = About::of(&r);
+    let res = apply_checked(ctx, who, r).await;
+    if let Err(refused) = res {
+        log_refusal(ctx, who, &about, refused);
+    }
+    res
+}
+
+async fn apply_checked(ctx: &Ctx, who: &Reporter, r: StatusReport) -> Result<(), Refused> {
     let Some(k) = r.execution.as_ref() else {
         return Err(Refused::Unknown);
     };
@@ -330,28 +431,136 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fencing_and_binding() {
-        let who = Reporter {
-            agent_id: "a".into(),
+    fn reporter(agent: &str, session: &str) -> Reporter {
+        Reporter {
+            agent_id: agent.into(),
+            session_id: session.into(),
             cluster_id: "east".into(),
             engine: Engine::Job,
+        }
+    }
+
+    fn with_phase(mut w: WorkflowExecution, phase: Phase) -> WorkflowExecution {
+        w.status.as_mut().unwrap().phase = Some(phase);
+        w
+    }
+
+    /// `obj(2)` is Running, assigned to agent "a" on session "s" under token 2.
+    #[test]
+    fn only_the_assigned_session_under_the_current_token_reports() {
+        use Refused::*;
+        let running = || with_phase(obj(2), Phase::Running);
+        let unassigned = {
+            let mut w = running();
+            w.status.as_mut().unwrap().assignment = None;
+            w
         };
-        assert_eq!(check(&obj(2), &who, &report(2)), Ok(()));
-        assert_eq!(check(&obj(2), &who, &report(3)), Ok(()));
-        assert_eq!(check(&obj(2), &who, &report(1)), Err(Refused::Stale));
+        let recreated = {
+            let mut r = report(2);
+            r.execution.as_mut().unwrap().uid = "u2".into();
+            r
+        };
         let west = Reporter {
             cluster_id: "west".into(),
-            ..who.clone()
+            ..reporter("a", "s")
         };
-        assert_eq!(check(&obj(2), &west, &report(2)), Err(Refused::NotYours));
         let tekton = Reporter {
             engine: Engine::Tekton,
-            ..who.clone()
+            ..reporter("a", "s")
         };
-        assert_eq!(check(&obj(2), &tekton, &report(2)), Err(Refused::NotYours));
-        let mut other = report(2);
-        other.execution.as_mut().unwrap().uid = "u2".into();
-        assert_eq!(check(&obj(2), &who, &other), Err(Refused::Unknown));
+        #[rustfmt::skip]
+        let table: Vec<(&str, WorkflowExecution, Reporter, StatusReport, Result<(), Refused>)> = vec![
+            ("the assigned session, the current token",
+             running(), reporter("a", "s"), report(2), Ok(())),
+            ("the assigned session, an older token",
+             running(), reporter("a", "s"), report(1), Err(Stale)),
+            ("the assigned session, a token from the future",
+             running(), reporter("a", "s"), report(3), Err(FutureToken)),
+            ("another agent's session with the same token binding",
+             running(), reporter("b", "s2"), report(2), Err(NotAssignee)),
+            ("another agent that guesses the session id",
+             running(), reporter("b", "s"), report(2), Err(NotAssignee)),
+            ("another agent, a token from the future",
+             running(), reporter("b", "s2"), report(3), Err(NotAssignee)),
+            ("the assigned agent on another session (it reconnected)",
+             running(), reporter("a", "s2"), report(2), Err(OtherSession)),
+            ("the assigned agent on another session, a token from the future",
+             running(), reporter("a", "s2"), report(3), Err(OtherSession)),
+            ("an execution assigned to nobody",
+             unassigned, reporter("a", "s"), report(2), Err(NotAssignee)),
+            ("another cluster",
+             running(), west, report(2), Err(NotYours)),
+            ("another engine",
+             running(), tekton, report(2), Err(NotYours)),
+            ("an execution recreated under the same name",
+             running(), reporter("a", "s"), recreated, Err(Unknown)),
+            ("a terminal execution: ignored, whoever reports",
+             with_phase(obj(2), Phase::Completed), reporter("b", "s2"), report(1), Ok(())),
+        ];
+        for (case, obj, who, r, want) in table {
+            assert_eq!(check(&obj, &who, &r), want, "{case}");
+        }
+    }
+
+    /// What the incident did (a second session, token 1, SUCCEEDED for a Running
+    /// execution) and every other end it could report are refused before any edit.
+    #[test]
+    fn a_second_session_can_neither_finish_fail_nor_cancel() {
+        let running = with_phase(obj(1), Phase::Running);
+        let failure = |reason: v1::FailureReason| wfe_proto::v1::FailureDetails {
+            reason: reason as i32,
+            ..Default::default()
+        };
+        let ends = [
+            (PrimitivePhase::Succeeded, None),
+            (
+                PrimitivePhase::Failed,
+                Some(failure(v1::FailureReason::TaskFailed)),
+            ),
+            (
+                PrimitivePhase::Failed,
+                Some(failure(v1::FailureReason::Cancelled)),
+            ),
+            (PrimitivePhase::Missing, None),
+        ];
+        for (phase, failure) in ends {
+            let mut r = report(1);
+            r.phase = phase as i32;
+            r.failure = failure;
+            for who in [reporter("rogue", "s2"), reporter("a", "s2")] {
+                assert!(check(&running, &who, &r).is_err(), "{phase:?} from {who:?}");
+            }
+            // The same report from the assignee ends the execution.
+            assert_eq!(check(&running, &reporter("a", "s"), &r), Ok(()));
+            let mut status = running.status.clone().unwrap();
+            assert!(matches!(
+                edit(&running, &mut status, &r, Timestamp::UNIX_EPOCH),
+                Edit::Write
+            ));
+            assert!(status.phase.is_some_and(Phase::is_terminal), "{phase:?}");
+        }
+    }
+
+    /// A restarted agent reconnects on a new session: its inventory (old token) is refused
+    /// until the dispatcher assigns the execution to that session under the next token;
+    /// then the new session reports, and the old one no longer may.
+    #[test]
+    fn adoption_after_a_restart_goes_through_a_new_assignment() {
+        let before = with_phase(obj(1), Phase::Running);
+        let (old, new) = (reporter("a", "s"), reporter("a", "s-new"));
+        assert_eq!(check(&before, &new, &report(1)), Err(Refused::OtherSession));
+        let mut after = before.clone();
+        let st = after.status.as_mut().unwrap();
+        let a = st.assignment.as_mut().unwrap();
+        (a.session_id, a.fencing_token, a.acknowledged) = ("s-new".into(), 2, false);
+        assert_eq!(check(&after, &new, &report(2)), Ok(()));
+        assert_eq!(check(&after, &new, &report(1)), Err(Refused::Stale));
+        assert_eq!(check(&after, &old, &report(2)), Err(Refused::OtherSession));
+        // Its first report under the new token acknowledges the assignment.
+        let mut status = after.status.clone().unwrap();
+        let mut r = report(2);
+        r.phase = PrimitivePhase::Running as i32;
+        edit(&after, &mut status, &r, Timestamp::UNIX_EPOCH);
+        assert!(status.assignment.unwrap().acknowledged);
     }
 }
