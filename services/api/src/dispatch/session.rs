@@ -112,15 +112,22 @@ impl AgentSessionService for SessionService {
             message: Some(session_response::Message::Welcome(welcome)),
         });
         tracing::info!(agent = %session.agent_id, session = %session.session_id, engine = %engine, cluster = %session.cluster_id, capacity = session.capacity, inventory = hello.inventory.len(), "agent connected");
+        let ended = Arc::new(parking_lot::Mutex::new(None));
         let reader = Reader {
             ctx: self.ctx.clone(),
             dispatcher: self.dispatcher.clone(),
             session: session.clone(),
+            ended: ended.clone(),
         };
         tokio::spawn(reader.run(inbound, hello.inventory));
+        // The stream ends with the reader's verdict on the agent's messages, if it has one
+        // (it is set before the session closes).
+        let verdict = futures::stream::once(async move { ended.lock().take().map(Err) })
+            .filter_map(std::future::ready);
         let out = ReceiverStream::new(rx)
             .map(Ok)
-            .take_until(closed.cancelled_owned());
+            .take_until(closed.cancelled_owned())
+            .chain(verdict);
         Ok(Response::new(Box::pin(out)))
     }
 }
@@ -130,6 +137,9 @@ struct Reader {
     ctx: SharedCtx,
     dispatcher: Arc<Dispatcher>,
     session: Arc<AgentSession>,
+    /// The status the session's stream ends with: a message of the agent's that did not
+    /// decode is its fault (INVALID_ARGUMENT, RESOURCE_EXHAUSTED), and it should hear so.
+    ended: Arc<parking_lot::Mutex<Option<Status>>>,
 }
 
 /// Applies a session's status reports in order per execution, and executions
@@ -252,7 +262,7 @@ impl Reader {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(agent = %self.session.agent_id, error = %e, "agent stream failed");
+                    self.stream_failed(&e);
                     break;
                 }
             }
@@ -262,6 +272,19 @@ impl Reader {
         }
         self.session.closed.cancel();
         self.dispatcher.poke();
+    }
+
+    fn stream_failed(&self, e: &Status) {
+        let s = &self.session;
+        match crate::grpc::codec_errors::remap(e) {
+            Some(status) => {
+                tracing::warn!(agent = %s.agent_id, session = %s.session_id, code = ?status.code(), error = %e, "agent sent a message that does not decode; ending its session");
+                *self.ended.lock() = Some(status);
+            }
+            None => {
+                tracing::info!(agent = %s.agent_id, session = %s.session_id, error = %e, "agent stream failed")
+            }
+        }
     }
 
     async fn handle(&self, m: SessionRequest, queues: &ReportQueues) {
