@@ -146,8 +146,9 @@ mod tests {
         let not_utf8 = "failed to decode Protobuf message: WorkflowRef.workflow_id: \
                         ExecuteWorkflowSpec.workflow_ref: ExecuteWorkflowRequest.spec: \
                         invalid string value: data is not UTF-8 encoded";
+        type Want = Option<(Code, Option<&'static str>)>;
         #[rustfmt::skip]
-        let table: Vec<(Status, Option<(Code, Option<&str>)>)> = vec![
+        let table: Vec<(Status, Want)> = vec![
             (Status::internal(not_utf8),
              Some((Code::InvalidArgument, Some("spec.workflow_ref.workflow_id")))),
             (Status::internal("failed to decode Protobuf message: GetWorkflowExecutionRequest.name: invalid string value: data is not UTF-8 encoded"),

@@ -468,8 +468,15 @@ mod tests {
             engine: Engine::Tekton,
             ..reporter("a", "s")
         };
+        type Case = (
+            &'static str,
+            WorkflowExecution,
+            Reporter,
+            StatusReport,
+            Result<(), Refused>,
+        );
         #[rustfmt::skip]
-        let table: Vec<(&str, WorkflowExecution, Reporter, StatusReport, Result<(), Refused>)> = vec![
+        let table: Vec<Case> = vec![
             ("the assigned session, the current token",
              running(), reporter("a", "s"), report(2), Ok(())),
             ("the assigned session, an older token",
