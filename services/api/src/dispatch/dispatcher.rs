@@ -117,9 +117,12 @@ pub fn availability(
 struct PassView<'a>(&'a Dispatcher);
 
 impl AgentView for PassView<'_> {
-    fn session_here(&self, agent_id: &str) -> Option<String> {
+    fn session_here(&self, agent_id: &str) -> Option<plan::SessionHere> {
         let session = self.0.ctx.agents.by_agent(agent_id)?;
-        Some(session.session_id.clone())
+        Some(plan::SessionHere {
+            id: session.session_id.clone(),
+            connected_at: session.connected_at,
+        })
     }
     fn alive_elsewhere(&self, agent_id: &str) -> bool {
         self.0.ctx.liveness.alive_elsewhere(agent_id)

@@ -10,7 +10,8 @@
 //!  Running + cancel ── its agent connected, cancel due ► Cancel
 //!  Pending, unassigned ───────────────────────────────► Assign
 //!  assigned, its session here ── unacked, resend due ──► Resend
-//!  assigned, its agent here on another session ────────► Resume (it reconnected)
+//!  assigned, its agent here on a newer session ────────► Resume (it reconnected)
+//!                          on an older session ────────► wait (a newer one holds it)
 //!  assigned, agent not here ── within a lease of start ► wait (agents reconnect)
 //!                           ── alive at another replica ► wait (that one dispatches)
 //!                           ── otherwise ─────────────► Reassign (lost)
@@ -73,12 +74,25 @@ pub enum Why {
     AgentsReconnecting,
     /// Its agent is connected to another replica, which dispatches it.
     HandledElsewhere,
+    /// Its agent's session here is older than the assignment, which names a newer session
+    /// of it (at another replica, or gone): taking the execution back would only make the
+    /// two replicas take turns until this session's lease runs out.
+    SupersededHere,
+}
+
+/// An agent's current session with this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionHere {
+    /// Its id.
+    pub id: String,
+    /// When it was opened.
+    pub connected_at: Timestamp,
 }
 
 /// What this replica knows of the agents and of the commands it sent.
 pub trait AgentView {
     /// The agent's current session with this replica, if it has one.
-    fn session_here(&self, agent_id: &str) -> Option<String>;
+    fn session_here(&self, agent_id: &str) -> Option<SessionHere>;
     /// Whether the agent's Lease says it is connected to another replica.
     fn alive_elsewhere(&self, agent_id: &str) -> bool;
     /// Whether a command is due: never sent, or unacknowledged past the ack timeout.
@@ -122,7 +136,9 @@ pub fn plan(
     // Only to the assigned session: another would report the cancellation under an
     // assignment it does not hold (refused), and then be assigned a deleted primitive.
     if let (Phase::Running, Some(a), Some(_)) = (phase, &status.assignment, &status.cancel_request)
-        && view.session_here(&a.agent_id).as_deref() == Some(a.session_id.as_str())
+        && view
+            .session_here(&a.agent_id)
+            .is_some_and(|s| s.id == a.session_id)
         && view.due(&commands::cancel_id(&key, a.fencing_token))
     {
         commands.push(Command::Cancel {
@@ -157,12 +173,15 @@ fn assigned(
     clock: Clock,
 ) -> Command {
     match view.session_here(&a.agent_id) {
-        Some(session) if session == a.session_id => {}
-        Some(_) => {
+        Some(s) if s.id == a.session_id => {}
+        // assignedAt has whole seconds: a session opened within the second of the
+        // assignment counts as newer (the agent reconnected right after it).
+        Some(s) if s.connected_at >= a.assigned_at.0 => {
             return Command::Resume {
                 agent: a.agent_id.clone(),
             };
         }
+        Some(_) => return Command::Wait(Why::SupersededHere),
         None => return unattended(a, view, policy, clock),
     }
     if !a.acknowledged && view.due(&commands::assignment_id(key, a.fencing_token)) {
@@ -256,17 +275,21 @@ mod tests {
 
     use super::*;
 
-    /// Agents connected here (with their session), agents alive elsewhere, commands not due.
+    /// Agents connected here (their session and when it opened), agents alive elsewhere,
+    /// commands not due.
     #[derive(Default)]
     struct View {
-        here: HashMap<&'static str, &'static str>,
+        here: HashMap<&'static str, (&'static str, i64)>,
         elsewhere: HashSet<&'static str>,
         not_due: HashSet<String>,
     }
 
     impl AgentView for View {
-        fn session_here(&self, agent_id: &str) -> Option<String> {
-            self.here.get(agent_id).map(|s| (*s).to_owned())
+        fn session_here(&self, agent_id: &str) -> Option<SessionHere> {
+            self.here.get(agent_id).map(|(id, at)| SessionHere {
+                id: (*id).to_owned(),
+                connected_at: Timestamp::from_second(*at).unwrap(),
+            })
         }
         fn alive_elsewhere(&self, agent_id: &str) -> bool {
             self.elsewhere.contains(agent_id)
@@ -312,21 +335,27 @@ mod tests {
         w
     }
 
-    /// Agents here on the session the executions are assigned to ("s-1").
+    /// Agents here on the session the executions are assigned to ("s-1", opened before
+    /// the assignment at 1 000 s).
     fn view(here: &[&'static str], elsewhere: &[&'static str]) -> View {
         View {
-            here: here.iter().map(|a| (*a, "s-1")).collect(),
+            here: here.iter().map(|a| (*a, ("s-1", 900))).collect(),
             elsewhere: elsewhere.iter().copied().collect(),
             ..Default::default()
         }
     }
 
-    /// Agent `a` here on a session the executions are not assigned to.
-    fn reconnected(a: &'static str) -> View {
+    /// Agent `a` here on another session than the assigned one, opened at `at`.
+    fn on_session(a: &'static str, at: i64) -> View {
         View {
-            here: [(a, "s-2")].into(),
+            here: [(a, ("s-2", at))].into(),
             ..Default::default()
         }
+    }
+
+    /// Agent `a` reconnected here after the assignment (at 1 000 s).
+    fn reconnected(a: &'static str) -> View {
+        on_session(a, 1_005)
     }
 
     #[test]
@@ -363,6 +392,10 @@ mod tests {
              execution(Some("Pending"), Some(("a", false)), false), reconnected("a"), at(1_001, 60), vec![Resume { agent: "a".into() }]),
             ("reconnected right after a restart of the API: resume at once",
              execution(Some("Running"), Some(("a", true)), false), reconnected("a"), at(1_001, 1), vec![Resume { agent: "a".into() }]),
+            ("reconnected within the second of the assignment (whole seconds): resume",
+             execution(Some("Running"), Some(("a", true)), false), on_session("a", 1_000), at(1_001, 60), vec![Resume { agent: "a".into() }]),
+            ("agent here on a session older than the assignment (a newer one holds it): wait",
+             execution(Some("Running"), Some(("a", true)), false), on_session("a", 990), at(1_001, 60), vec![Wait(Why::SupersededHere)]),
             ("cancel requested, agent reconnected: resume first (the new session gets the cancel)",
              execution(Some("Running"), Some(("a", true)), true), reconnected("a"), at(1_001, 60), vec![Resume { agent: "a".into() }]),
             ("terminal: nothing",

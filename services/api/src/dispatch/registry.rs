@@ -35,8 +35,8 @@ pub struct AgentSession {
     /// Slots promised to executions whose assignment is being written at accept time:
     /// concurrent ExecuteWorkflow calls must not promise the same last slot twice.
     pub reserved: AtomicU32,
-    /// When its Hello arrived.
-    pub connected_at: Instant,
+    /// When its Hello arrived (wall clock: compared with assignments' `assignedAt`).
+    pub connected_at: jiff::Timestamp,
     /// Last message received.
     pub last_seen: Mutex<Instant>,
     /// Outbound messages.

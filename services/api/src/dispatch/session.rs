@@ -97,7 +97,7 @@ impl AgentSessionService for SessionService {
             draining: AtomicBool::new(false),
             reported_free: AtomicU32::new(hello.capacity),
             reserved: AtomicU32::new(0),
-            connected_at: Instant::now(),
+            connected_at: jiff::Timestamp::now(),
             last_seen: parking_lot::Mutex::new(Instant::now()),
             tx,
             closed: closed.clone(),
