@@ -26,7 +26,7 @@ pub struct EngineOutcome {
 /// Label `reason`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
-    /// A skip reason.
+    /// A skip reason, or why a status report was refused.
     pub reason: String,
 }
 
@@ -73,6 +73,8 @@ pub struct Metrics {
     pub skips: Family<Reason, Counter>,
     /// Terminal executions deleted when their retention ended.
     pub executions_deleted: Counter,
+    /// Agent status reports refused, by reason (`crate::status::report::Refused`).
+    pub status_reports_refused: Family<Reason, Counter>,
     /// Accept → assignment sent.
     pub dispatch_latency: Histogram,
     /// Pending executions.
@@ -107,6 +109,7 @@ impl Metrics {
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             skips: Family::default(),
             executions_deleted: Counter::default(),
+            status_reports_refused: Family::default(),
             dispatch_latency: latency_histogram(),
             pending: Gauge::default(),
             agents: Family::default(),
@@ -136,6 +139,11 @@ impl Metrics {
             "executions_deleted",
             "Terminal executions deleted at the end of their retention",
             m.executions_deleted.clone(),
+        );
+        r.register(
+            "status_reports_refused",
+            "Agent status reports refused, by reason",
+            m.status_reports_refused.clone(),
         );
         r.register(
             "dispatch_latency_seconds",

@@ -22,6 +22,7 @@ use crate::dispatch::liveness::{self, Liveness};
 use crate::dispatch::registry::AgentRegistry;
 use crate::dispatch::session::SessionService;
 use crate::grpc::ExecutionService;
+use crate::grpc::codec_errors::CodecErrorsLayer;
 use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::status::StatusWriter;
 use crate::store::{Index, run_watcher};
@@ -190,8 +191,10 @@ async fn start_serving(config: Config, client: kube::Client) -> anyhow::Result<R
         .register_encoded_file_descriptor_set(wfe_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    // Metrics outside: they count the code the caller gets.
     let router = builder
         .layer(GrpcMetricsLayer(ctx.metrics.clone()))
+        .layer(CodecErrorsLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

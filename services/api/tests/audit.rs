@@ -69,8 +69,9 @@ async fn datastorage_outage_and_restart_deliver_every_event_once() {
     let api = env.start(config).await;
     let c = client(&api, CALLER_TOKEN).await;
     let running = agent::report(&assign, PrimitivePhase::Running);
-    let ag = agent::job_agent(&api, "job-1", vec![running]).await;
-    ag.report(agent::report(&assign, PrimitivePhase::Succeeded))
+    let mut ag = agent::job_agent(&api, "job-1", vec![running]).await;
+    let resumed = ag.resumed(&assign).await;
+    ag.report(agent::report(&resumed, PrimitivePhase::Succeeded))
         .await;
     wait_phase(&c, &exec.name, v1::Phase::Completed).await;
     wait_audit_recorded(&c, &exec.name, &[STARTED, COMPLETED]).await;

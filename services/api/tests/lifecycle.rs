@@ -39,10 +39,12 @@ async fn restart_mid_execution_loses_and_duplicates_nothing() {
         v1::Phase::Running,
         "state rebuilt from the resources"
     );
-    // The agent reconnects with its inventory, then reports completion.
+    // The agent reconnects with its inventory; its new session is assigned the execution
+    // anew (only the assigned session reports), then it reports completion.
     let running = agent::report(&assign, PrimitivePhase::Running);
-    let ag = agent::job_agent(&api, "job-1", vec![running]).await;
-    ag.report(agent::report(&assign, PrimitivePhase::Succeeded))
+    let mut ag = agent::job_agent(&api, "job-1", vec![running]).await;
+    let resumed = ag.resumed(&assign).await;
+    ag.report(agent::report(&resumed, PrimitivePhase::Succeeded))
         .await;
     let e = wait_phase(&c, &exec.name, v1::Phase::Completed).await;
     assert_eq!(e.status.as_ref().unwrap().attempt, 1, "not reassigned");

@@ -18,7 +18,7 @@ use crate::wait::eventually;
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Debug, Clone)]
-pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+pub struct Bearer(pub(crate) MetadataValue<tonic::metadata::Ascii>);
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {

@@ -12,6 +12,7 @@
 //! one by one ([`Stack::kill`], [`Stack::restart`]); the sandbox keeps its objects in
 //! its data dir, so a restart loses nothing a real cluster would keep.
 
+pub mod agent;
 pub mod binary;
 pub mod clients;
 pub mod cluster;

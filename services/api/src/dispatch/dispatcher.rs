@@ -36,6 +36,15 @@ struct Inflight {
     acked: bool,
 }
 
+/// How an assignment follows the one before it.
+#[derive(Debug, Clone, Copy)]
+struct Handover<'a> {
+    /// The agent it was taken from, lost (or refusing it).
+    lost: Option<&'a str>,
+    /// Whether the attempt grows: the work moves to another agent, or starts.
+    next_attempt: bool,
+}
+
 /// A slot of an agent promised to an execution being accepted.
 #[derive(Debug)]
 pub struct Reservation {
@@ -108,8 +117,12 @@ pub fn availability(
 struct PassView<'a>(&'a Dispatcher);
 
 impl AgentView for PassView<'_> {
-    fn connected_here(&self, agent_id: &str) -> bool {
-        self.0.ctx.agents.by_agent(agent_id).is_some()
+    fn session_here(&self, agent_id: &str) -> Option<plan::SessionHere> {
+        let session = self.0.ctx.agents.by_agent(agent_id)?;
+        Some(plan::SessionHere {
+            id: session.session_id.clone(),
+            connected_at: session.connected_at,
+        })
     }
     fn alive_elsewhere(&self, agent_id: &str) -> bool {
         self.0.ctx.liveness.alive_elsewhere(agent_id)
@@ -266,13 +279,14 @@ impl Dispatcher {
                 Command::Assign => self.try_assign(obj, &key, false, None).await,
                 Command::Resend { .. } => {
                     // Adopt on every redelivery: the agent may have created the primitive already.
-                    let agent = obj.status.as_ref().and_then(|s| s.assignment.as_ref());
-                    if let Some(session) = agent.and_then(|a| self.ctx.agents.by_agent(&a.agent_id))
+                    let assigned = obj.status.as_ref().and_then(|s| s.assignment.as_ref());
+                    if let Some(session) = assigned.and_then(|a| self.ctx.agents.get(&a.session_id))
                     {
                         self.send_assign(obj, &key, &session, true);
                     }
                 }
                 Command::Reassign { lost } => self.try_assign(obj, &key, true, Some(&lost)).await,
+                Command::Resume { agent } => self.resume(obj, &key, &agent).await,
                 Command::Wait(why) => {
                     tracing::trace!(execution = %key, ?why, "nothing to dispatch")
                 }
@@ -363,6 +377,47 @@ impl Dispatcher {
             return;
         };
         let session = reservation.session.clone();
+        let first = obj.status.as_ref().is_none_or(|s| s.assignment.is_none());
+        let handover = Handover {
+            lost,
+            next_attempt: true,
+        };
+        if let Some(c) = self.persist_assignment(obj, key, &session, handover).await {
+            if first {
+                self.observe_latency(&c.obj);
+            }
+            self.send_assign(&c.obj, key, &session, adopt || lost.is_some());
+        }
+    }
+
+    /// Assigns an execution anew to its agent's current session here (the agent
+    /// reconnected): the next fencing token, the same attempt (the work stays with the
+    /// same agent), and adopt, since the agent runs the primitive already. No free slot is
+    /// needed: the execution holds one of this agent's. Until then the new session's
+    /// reports on it are refused (only the assigned session reports).
+    async fn resume(&self, obj: &WorkflowExecution, key: &ExecKey, agent_id: &str) {
+        let Some(session) = self.ctx.agents.by_agent(agent_id) else {
+            return;
+        };
+        let handover = Handover {
+            lost: None,
+            next_attempt: false,
+        };
+        if let Some(c) = self.persist_assignment(obj, key, &session, handover).await {
+            tracing::info!(execution = %key, agent = %agent_id, session = %session.session_id, "agent reconnected; execution assigned to its new session");
+            self.send_assign(&c.obj, key, &session, true);
+        }
+    }
+
+    /// Persists the next assignment of an execution to `session`, if the execution is still
+    /// as `obj` shows it (see below); the committed write, or None.
+    async fn persist_assignment(
+        &self,
+        obj: &WorkflowExecution,
+        key: &ExecKey,
+        session: &AgentSession,
+        handover: Handover<'_>,
+    ) -> Option<crate::status::Committed> {
         let seen = obj
             .status
             .as_ref()
@@ -390,22 +445,19 @@ impl Dispatcher {
                     token,
                     now,
                 ));
-                st.attempt = Some(st.attempt.unwrap_or(0) + 1);
-                let (state, message) = plan::assigned_state(&session.agent_id, lost);
+                if handover.next_attempt || st.attempt.is_none() {
+                    st.attempt = Some(st.attempt.unwrap_or(0) + 1);
+                }
+                let (state, message) = plan::assigned_state(&session.agent_id, handover.lost);
                 transitions::set_condition(obj, st, conditions::dispatched(state, &message), now);
                 Edit::Write
             })
             .await;
         match res {
-            Ok(Some(c)) => {
-                if seen.is_none() {
-                    self.observe_latency(&c.obj);
-                }
-                self.send_assign(&c.obj, key, &session, adopt || lost.is_some());
-            }
-            Ok(None) => {}
+            Ok(committed) => committed,
             Err(e) => {
-                tracing::warn!(execution = %key, error = %e, "persisting an assignment failed")
+                tracing::warn!(execution = %key, error = %e, "persisting an assignment failed");
+                None
             }
         }
     }
@@ -559,7 +611,7 @@ impl Dispatcher {
         let (Some(a), Some(req)) = (&st.assignment, &st.cancel_request) else {
             return;
         };
-        let Some(session) = self.ctx.agents.by_agent(&a.agent_id) else {
+        let Some(session) = self.ctx.agents.get(&a.session_id) else {
             return;
         };
         send_cancel(&session, obj, key, token, &req.reason);

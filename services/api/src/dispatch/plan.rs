@@ -9,7 +9,9 @@
 //!  no status        ── older than the recovery grace ─► Admit      (else wait: being accepted)
 //!  Running + cancel ── its agent connected, cancel due ► Cancel
 //!  Pending, unassigned ───────────────────────────────► Assign
-//!  assigned, agent here ── unacknowledged, resend due ─► Resend
+//!  assigned, its session here ── unacked, resend due ──► Resend
+//!  assigned, its agent here on a newer session ────────► Resume (it reconnected)
+//!                          on an older session ────────► wait (a newer one holds it)
 //!  assigned, agent not here ── within a lease of start ► wait (agents reconnect)
 //!                           ── alive at another replica ► wait (that one dispatches)
 //!                           ── otherwise ─────────────► Reassign (lost)
@@ -49,6 +51,13 @@ pub enum Command {
         /// The agent that was lost.
         lost: String,
     },
+    /// Assign it anew (next fencing token, same attempt, adopting) to the session its agent
+    /// has here now: the agent reconnected (it or this API restarted), and only the
+    /// session an execution is assigned to may report on it.
+    Resume {
+        /// The agent, connected here on another session than the assignment's.
+        agent: String,
+    },
     /// Nothing now, and why.
     Wait(Why),
 }
@@ -65,12 +74,25 @@ pub enum Why {
     AgentsReconnecting,
     /// Its agent is connected to another replica, which dispatches it.
     HandledElsewhere,
+    /// Its agent's session here is older than the assignment, which names a newer session
+    /// of it (at another replica, or gone): taking the execution back would only make the
+    /// two replicas take turns until this session's lease runs out.
+    SupersededHere,
+}
+
+/// An agent's current session with this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionHere {
+    /// Its id.
+    pub id: String,
+    /// When it was opened.
+    pub connected_at: Timestamp,
 }
 
 /// What this replica knows of the agents and of the commands it sent.
 pub trait AgentView {
-    /// Whether the agent has a session with this replica.
-    fn connected_here(&self, agent_id: &str) -> bool;
+    /// The agent's current session with this replica, if it has one.
+    fn session_here(&self, agent_id: &str) -> Option<SessionHere>;
     /// Whether the agent's Lease says it is connected to another replica.
     fn alive_elsewhere(&self, agent_id: &str) -> bool;
     /// Whether a command is due: never sent, or unacknowledged past the ack timeout.
@@ -111,8 +133,12 @@ pub fn plan(
         return vec![Command::Wait(Why::NothingDue)];
     }
     let mut commands = Vec::new();
+    // Only to the assigned session: another would report the cancellation under an
+    // assignment it does not hold (refused), and then be assigned a deleted primitive.
     if let (Phase::Running, Some(a), Some(_)) = (phase, &status.assignment, &status.cancel_request)
-        && view.connected_here(&a.agent_id)
+        && view
+            .session_here(&a.agent_id)
+            .is_some_and(|s| s.id == a.session_id)
         && view.due(&commands::cancel_id(&key, a.fencing_token))
     {
         commands.push(Command::Cancel {
@@ -146,16 +172,29 @@ fn assigned(
     policy: Policy,
     clock: Clock,
 ) -> Command {
-    if view.connected_here(&a.agent_id) {
-        let resend = !a.acknowledged && view.due(&commands::assignment_id(key, a.fencing_token));
-        return if resend {
-            Command::Resend {
-                token: a.fencing_token,
-            }
-        } else {
-            Command::Wait(Why::NothingDue)
-        };
+    match view.session_here(&a.agent_id) {
+        Some(s) if s.id == a.session_id => {}
+        // assignedAt has whole seconds: a session opened within the second of the
+        // assignment counts as newer (the agent reconnected right after it).
+        Some(s) if s.connected_at >= a.assigned_at.0 => {
+            return Command::Resume {
+                agent: a.agent_id.clone(),
+            };
+        }
+        Some(_) => return Command::Wait(Why::SupersededHere),
+        None => return unattended(a, view, policy, clock),
     }
+    if !a.acknowledged && view.due(&commands::assignment_id(key, a.fencing_token)) {
+        Command::Resend {
+            token: a.fencing_token,
+        }
+    } else {
+        Command::Wait(Why::NothingDue)
+    }
+}
+
+/// An assignment whose agent has no session here.
+fn unattended(a: &k8s::Assignment, view: &impl AgentView, policy: Policy, clock: Clock) -> Command {
     if clock.since_start < policy.lease_duration {
         return Command::Wait(Why::AgentsReconnecting);
     }
@@ -168,7 +207,7 @@ fn assigned(
 }
 
 /// An assignment to an agent's session. Every Assignment is built here: at accept (token
-/// 1), by a dispatcher pass, and on reassignment (the next token).
+/// 1), by a dispatcher pass, and on reassignment or resumption (the next token).
 pub fn assignment(
     agent_id: &str,
     session_id: &str,
@@ -229,24 +268,28 @@ pub fn assigned_state(agent_id: &str, lost: Option<&str>) -> (DispatchState, Str
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use wfe_k8s::WorkflowExecutionStatus;
 
     use super::*;
 
-    /// Agents connected here, agents alive elsewhere, commands not due.
+    /// Agents connected here (their session and when it opened), agents alive elsewhere,
+    /// commands not due.
     #[derive(Default)]
     struct View {
-        here: HashSet<&'static str>,
+        here: HashMap<&'static str, (&'static str, i64)>,
         elsewhere: HashSet<&'static str>,
         not_due: HashSet<String>,
     }
 
     impl AgentView for View {
-        fn connected_here(&self, agent_id: &str) -> bool {
-            self.here.contains(agent_id)
+        fn session_here(&self, agent_id: &str) -> Option<SessionHere> {
+            self.here.get(agent_id).map(|(id, at)| SessionHere {
+                id: (*id).to_owned(),
+                connected_at: Timestamp::from_second(*at).unwrap(),
+            })
         }
         fn alive_elsewhere(&self, agent_id: &str) -> bool {
             self.elsewhere.contains(agent_id)
@@ -292,12 +335,27 @@ mod tests {
         w
     }
 
+    /// Agents here on the session the executions are assigned to ("s-1", opened before
+    /// the assignment at 1 000 s).
     fn view(here: &[&'static str], elsewhere: &[&'static str]) -> View {
         View {
-            here: here.iter().copied().collect(),
+            here: here.iter().map(|a| (*a, ("s-1", 900))).collect(),
             elsewhere: elsewhere.iter().copied().collect(),
             ..Default::default()
         }
+    }
+
+    /// Agent `a` here on another session than the assigned one, opened at `at`.
+    fn on_session(a: &'static str, at: i64) -> View {
+        View {
+            here: [(a, ("s-2", at))].into(),
+            ..Default::default()
+        }
+    }
+
+    /// Agent `a` reconnected here after the assignment (at 1 000 s).
+    fn reconnected(a: &'static str) -> View {
+        on_session(a, 1_005)
     }
 
     #[test]
@@ -328,6 +386,18 @@ mod tests {
              execution(Some("Running"), Some(("a", true)), true), view(&["a"], &[]), at(1_001, 60), vec![Cancel { token: 3 }, Wait(Why::NothingDue)]),
             ("cancel requested, agent lost: reassign first (the new agent gets the cancel)",
              execution(Some("Running"), Some(("a", true)), true), view(&[], &[]), at(1_001, 60), vec![lost("a")]),
+            ("agent here on a new session (it reconnected): resume",
+             execution(Some("Running"), Some(("a", true)), false), reconnected("a"), at(1_001, 60), vec![Resume { agent: "a".into() }]),
+            ("unacknowledged, agent reconnected: resume, not resend",
+             execution(Some("Pending"), Some(("a", false)), false), reconnected("a"), at(1_001, 60), vec![Resume { agent: "a".into() }]),
+            ("reconnected right after a restart of the API: resume at once",
+             execution(Some("Running"), Some(("a", true)), false), reconnected("a"), at(1_001, 1), vec![Resume { agent: "a".into() }]),
+            ("reconnected within the second of the assignment (whole seconds): resume",
+             execution(Some("Running"), Some(("a", true)), false), on_session("a", 1_000), at(1_001, 60), vec![Resume { agent: "a".into() }]),
+            ("agent here on a session older than the assignment (a newer one holds it): wait",
+             execution(Some("Running"), Some(("a", true)), false), on_session("a", 990), at(1_001, 60), vec![Wait(Why::SupersededHere)]),
+            ("cancel requested, agent reconnected: resume first (the new session gets the cancel)",
+             execution(Some("Running"), Some(("a", true)), true), reconnected("a"), at(1_001, 60), vec![Resume { agent: "a".into() }]),
             ("terminal: nothing",
              execution(Some("Completed"), Some(("a", true)), true), view(&[], &[]), at(1_001, 60), vec![Wait(Why::NothingDue)]),
         ];

@@ -35,6 +35,8 @@ pub struct AgentSession {
     /// Slots promised to executions whose assignment is being written at accept time:
     /// concurrent ExecuteWorkflow calls must not promise the same last slot twice.
     pub reserved: AtomicU32,
+    /// When its Hello arrived (wall clock: compared with assignments' `assignedAt`).
+    pub connected_at: jiff::Timestamp,
     /// Last message received.
     pub last_seen: Mutex<Instant>,
     /// Outbound messages.
@@ -116,14 +118,21 @@ impl AgentRegistry {
         self.sessions.read().values().cloned().collect()
     }
 
-    /// The newest session of an agent replica.
+    /// The newest session of an agent replica: the one it opened last (a restarted agent's
+    /// old stream may linger until its lease runs out). By connection, not by last
+    /// message, so two live sessions of one agent id do not take turns.
     pub fn by_agent(&self, agent_id: &str) -> Option<Arc<AgentSession>> {
         self.sessions
             .read()
             .values()
             .filter(|s| s.agent_id == agent_id)
-            .max_by_key(|s| *s.last_seen.lock())
+            .max_by_key(|s| s.connected_at)
             .cloned()
+    }
+
+    /// A session by id.
+    pub fn get(&self, session_id: &str) -> Option<Arc<AgentSession>> {
+        self.sessions.read().get(session_id).cloned()
     }
 
     /// Sessions of an engine and cluster that take work.

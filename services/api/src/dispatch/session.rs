@@ -97,6 +97,7 @@ impl AgentSessionService for SessionService {
             draining: AtomicBool::new(false),
             reported_free: AtomicU32::new(hello.capacity),
             reserved: AtomicU32::new(0),
+            connected_at: jiff::Timestamp::now(),
             last_seen: parking_lot::Mutex::new(Instant::now()),
             tx,
             closed: closed.clone(),
@@ -111,15 +112,22 @@ impl AgentSessionService for SessionService {
             message: Some(session_response::Message::Welcome(welcome)),
         });
         tracing::info!(agent = %session.agent_id, session = %session.session_id, engine = %engine, cluster = %session.cluster_id, capacity = session.capacity, inventory = hello.inventory.len(), "agent connected");
+        let ended = Arc::new(parking_lot::Mutex::new(None));
         let reader = Reader {
             ctx: self.ctx.clone(),
             dispatcher: self.dispatcher.clone(),
             session: session.clone(),
+            ended: ended.clone(),
         };
         tokio::spawn(reader.run(inbound, hello.inventory));
+        // The stream ends with the reader's verdict on the agent's messages, if it has one
+        // (it is set before the session closes).
+        let verdict = futures::stream::once(async move { ended.lock().take().map(Err) })
+            .filter_map(std::future::ready);
         let out = ReceiverStream::new(rx)
             .map(Ok)
-            .take_until(closed.cancelled_owned());
+            .take_until(closed.cancelled_owned())
+            .chain(verdict);
         Ok(Response::new(Box::pin(out)))
     }
 }
@@ -129,6 +137,9 @@ struct Reader {
     ctx: SharedCtx,
     dispatcher: Arc<Dispatcher>,
     session: Arc<AgentSession>,
+    /// The status the session's stream ends with: a message of the agent's that did not
+    /// decode is its fault (INVALID_ARGUMENT, RESOURCE_EXHAUSTED), and it should hear so.
+    ended: Arc<parking_lot::Mutex<Option<Status>>>,
 }
 
 /// Applies a session's status reports in order per execution, and executions
@@ -209,21 +220,16 @@ async fn drain(
     }
 }
 
+/// Applies a report; a refusal is counted and logged by [`report::apply`].
 async fn apply_report(ctx: &SharedCtx, who: &Reporter, r: agent::StatusReport) {
-    let exec = r
-        .execution
-        .as_ref()
-        .map(|k| format!("{}/{}", k.namespace, k.name))
-        .unwrap_or_default();
-    if let Err(refused) = report::apply(ctx, who, r).await {
-        tracing::warn!(agent = %who.agent_id, execution = %exec, refused = ?refused, "status report refused");
-    }
+    let _ = report::apply(ctx, who, r).await;
 }
 
 impl Reader {
     fn reporter(&self) -> Reporter {
         Reporter {
             agent_id: self.session.agent_id.clone(),
+            session_id: self.session.session_id.clone(),
             cluster_id: self.session.cluster_id.clone(),
             engine: self.session.engine,
         }
@@ -256,7 +262,7 @@ impl Reader {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(agent = %self.session.agent_id, error = %e, "agent stream failed");
+                    self.stream_failed(&e);
                     break;
                 }
             }
@@ -266,6 +272,19 @@ impl Reader {
         }
         self.session.closed.cancel();
         self.dispatcher.poke();
+    }
+
+    fn stream_failed(&self, e: &Status) {
+        let s = &self.session;
+        match crate::grpc::codec_errors::remap(e) {
+            Some(status) => {
+                tracing::warn!(agent = %s.agent_id, session = %s.session_id, code = ?status.code(), error = %e, "agent sent a message that does not decode; ending its session");
+                *self.ended.lock() = Some(status);
+            }
+            None => {
+                tracing::info!(agent = %s.agent_id, session = %s.session_id, error = %e, "agent stream failed")
+            }
+        }
     }
 
     async fn handle(&self, m: SessionRequest, queues: &ReportQueues) {

@@ -14,6 +14,7 @@ use crate::ctx::SharedCtx;
 use crate::error::{Error, Result};
 use crate::store::ExecKey;
 
+pub mod codec_errors;
 pub mod list;
 pub mod ops;
 pub mod watch;

@@ -14,11 +14,13 @@ use crate::convert::from_ts;
 use crate::ctx::Ctx;
 use crate::store::{ExecKey, phase_of};
 
-/// Who sent a report.
+/// Who sent a report: the session it came on.
 #[derive(Debug, Clone)]
 pub struct Reporter {
     /// Agent replica id.
     pub agent_id: String,
+    /// The session (one per stream, named by the API).
+    pub session_id: String,
     /// Its cluster.
     pub cluster_id: String,
     /// Its engine.
@@ -26,17 +28,43 @@ pub struct Reporter {
 }
 
 /// Why a report was not applied.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     /// The execution does not exist (or was recreated with another UID).
     Unknown,
     /// The execution belongs to another cluster or engine.
     NotYours,
+    /// The execution is assigned to another agent, or to none.
+    NotAssignee,
+    /// The execution is assigned to this agent, but on another of its sessions: it
+    /// reconnected, and the dispatcher assigns the execution anew to this session.
+    OtherSession,
     /// The report's fencing token is older than the current assignment's.
     Stale,
+    /// The report's fencing token is newer than the current assignment's: no assignment
+    /// ever carried it.
+    FutureToken,
 }
 
-/// Checks a report against the stored execution (binding and fencing).
+impl Refused {
+    /// The `reason` label of the refusal counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown_execution",
+            Self::NotYours => "other_cluster_or_engine",
+            Self::NotAssignee => "not_assignee",
+            Self::OtherSession => "other_session",
+            Self::Stale => "stale_token",
+            Self::FutureToken => "future_token",
+        }
+    }
+}
+
+/// Checks a report against the stored execution: it must come from the execution's
+/// cluster and engine, and (unless the execution is terminal: then it is ignored) from
+/// the very session the execution is assigned to, under exactly the assignment's fencing
+/// token. Work moves to another session only through a new assignment (the dispatcher's),
+/// never through a report.
 pub fn check(obj: &WorkflowExecution, who: &Reporter, r: &StatusReport) -> Result<(), Refused> {
     let key = r.execution.as_ref().ok_or(Refused::Unknown)?;
     if !key.uid.is_empty() && obj.uid().as_deref() != Some(key.uid.as_str()) {
@@ -46,19 +74,92 @@ pub fn check(obj: &WorkflowExecution, who: &Reporter, r: &StatusReport) -> Resul
     if obj.spec.cluster_id != who.cluster_id || engine != Some(who.engine) {
         return Err(Refused::NotYours);
     }
-    let current = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.assignment.as_ref())
-        .map(|a| a.fencing_token);
-    match current {
-        Some(token) if r.fencing_token >= token => Ok(()),
-        _ => Err(Refused::Stale),
+    if phase_of(obj).is_terminal() {
+        return Ok(()); // ignored by the caller: a terminal execution takes no report
+    }
+    let assignment = obj.status.as_ref().and_then(|s| s.assignment.as_ref());
+    let Some(a) = assignment.filter(|a| a.agent_id == who.agent_id) else {
+        return Err(Refused::NotAssignee);
+    };
+    if a.session_id != who.session_id {
+        return Err(Refused::OtherSession);
+    }
+    match r.fencing_token.cmp(&a.fencing_token) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(Refused::Stale),
+        std::cmp::Ordering::Greater => Err(Refused::FutureToken),
     }
 }
 
-/// Applies one report (or inventory entry). Terminal executions ignore reports.
+/// What a refusal log names of the report.
+struct About {
+    execution: String,
+    fencing_token: u64,
+    phase: PrimitivePhase,
+}
+
+impl About {
+    fn of(r: &StatusReport) -> Self {
+        Self {
+            execution: r
+                .execution
+                .as_ref()
+                .map(|k| format!("{}/{}", k.namespace, k.name))
+                .unwrap_or_default(),
+            fencing_token: r.fencing_token,
+            phase: PrimitivePhase::try_from(r.phase).unwrap_or(PrimitivePhase::Unspecified),
+        }
+    }
+}
+
+/// Counts and logs a refused report with the reporter's identity. A report from another
+/// session of the assigned agent is expected after every reconnect (until the dispatcher
+/// assigns the execution to the new session), so it is logged at info only.
+fn log_refusal(ctx: &Ctx, who: &Reporter, about: &About, refused: Refused) {
+    let reason = refused.reason();
+    ctx.metrics
+        .status_reports_refused
+        .get_or_create(&crate::metrics::Reason {
+            reason: reason.to_owned(),
+        })
+        .inc();
+    macro_rules! log {
+        ($level:ident, $msg:literal) => {
+            tracing::$level!(
+                execution = %about.execution,
+                agent = %who.agent_id,
+                session = %who.session_id,
+                cluster = %who.cluster_id,
+                engine = %who.engine,
+                fencing_token = about.fencing_token,
+                phase = about.phase.as_str_name(),
+                reason,
+                $msg
+            )
+        };
+    }
+    if refused == Refused::OtherSession {
+        log!(
+            info,
+            "status report refused: not this session's assignment (yet)"
+        );
+    } else {
+        log!(warn, "status report refused");
+    }
+}
+
+/// Applies one report (or inventory entry); a refusal is counted and logged. Terminal
+/// executions ignore reports.
 pub async fn apply(ctx: &Ctx, who: &Reporter, r: StatusReport) -> Result<(), Refused> {
+    let about = About::of(&r);
+    let res = apply_checked(ctx, who, r).await;
+    if let Err(refused) = res {
+        log_refusal(ctx, who, &about, refused);
+    }
+    res
+}
+
+async fn apply_checked(ctx: &Ctx, who: &Reporter, r: StatusReport) -> Result<(), Refused> {
     let Some(k) = r.execution.as_ref() else {
         return Err(Refused::Unknown);
     };
@@ -268,90 +369,4 @@ fn failure_of(r: &StatusReport, started: bool, at: Timestamp) -> FailureDetails 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use wfe_proto::agent::ExecutionKey;
-
-    #[test]
-    fn a_missing_primitive_after_a_cancel_request_is_a_cancellation() {
-        let mut w = obj(1);
-        let status = w.status.as_mut().unwrap();
-        status.phase = Some(Phase::Running);
-        status.execution_ref = Some(Default::default());
-        status.cancel_request = Some(k8s::CancelRequest {
-            requested_by: "alice".into(),
-            reason: "wrong node".into(),
-            requested_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                Timestamp::UNIX_EPOCH,
-            ),
-        });
-        let mut status = status.clone();
-        let mut r = report(1);
-        r.phase = PrimitivePhase::Missing as i32;
-        assert!(matches!(
-            edit(&w, &mut status, &r, Timestamp::UNIX_EPOCH),
-            Edit::Write
-        ));
-        let details = status.failure_details.expect("failed");
-        assert_eq!(details.reason, FailureReason::Cancelled);
-        assert_eq!(details.message, "cancelled by alice: wrong node");
-    }
-
-    fn obj(token: u64) -> WorkflowExecution {
-        let mut w = WorkflowExecution::new("we-1", Default::default());
-        w.metadata.uid = Some("u1".into());
-        w.spec.execution_engine = "job".into();
-        w.spec.cluster_id = "east".into();
-        w.status = Some(wfe_k8s::WorkflowExecutionStatus {
-            assignment: Some(k8s::Assignment {
-                agent_id: "a".into(),
-                session_id: "s".into(),
-                fencing_token: token,
-                assigned_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    Timestamp::UNIX_EPOCH,
-                ),
-                acknowledged: true,
-            }),
-            ..Default::default()
-        });
-        w
-    }
-
-    fn report(token: u64) -> StatusReport {
-        StatusReport {
-            execution: Some(ExecutionKey {
-                name: "we-1".into(),
-                namespace: "ns".into(),
-                uid: "u1".into(),
-            }),
-            fencing_token: token,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn fencing_and_binding() {
-        let who = Reporter {
-            agent_id: "a".into(),
-            cluster_id: "east".into(),
-            engine: Engine::Job,
-        };
-        assert_eq!(check(&obj(2), &who, &report(2)), Ok(()));
-        assert_eq!(check(&obj(2), &who, &report(3)), Ok(()));
-        assert_eq!(check(&obj(2), &who, &report(1)), Err(Refused::Stale));
-        let west = Reporter {
-            cluster_id: "west".into(),
-            ..who.clone()
-        };
-        assert_eq!(check(&obj(2), &west, &report(2)), Err(Refused::NotYours));
-        let tekton = Reporter {
-            engine: Engine::Tekton,
-            ..who.clone()
-        };
-        assert_eq!(check(&obj(2), &tekton, &report(2)), Err(Refused::NotYours));
-        let mut other = report(2);
-        other.execution.as_mut().unwrap().uid = "u2".into();
-        assert_eq!(check(&obj(2), &who, &other), Err(Refused::Unknown));
-    }
-}
+mod tests;

@@ -166,6 +166,19 @@ impl FakeAgent {
         }
     }
 
+    /// After a reconnect: the API assigns the execution of `was` anew to this session (the
+    /// next fencing token; the same attempt and primitive, adopted). Acknowledged.
+    pub async fn resumed(&mut self, was: &agent::Assign) -> agent::Assign {
+        let a = self.next_assign().await;
+        assert_eq!(a.execution, was.execution);
+        assert!(a.adopt, "the agent adopts its own primitive");
+        assert_eq!(a.fencing_token, was.fencing_token + 1);
+        assert_eq!(a.attempt, was.attempt, "the work stays with the same agent");
+        assert_eq!(a.primitive_name, was.primitive_name);
+        self.ack(&a.assignment_id).await;
+        a
+    }
+
     pub async fn ack(&self, id: &str) {
         let ack = agent::Ack {
             command_id: id.into(),
