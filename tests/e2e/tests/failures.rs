@@ -239,6 +239,36 @@ async fn tekton_missing_secret_is_named_before_the_grace_ends() {
     );
 }
 
+/// The job engine, likewise: a pod that cannot pull its image leaves the execution
+/// Pending, and its status message names the cause long before the grace fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_image_pull_error_is_named_before_the_grace_ends() {
+    let stack = Stack::start(StackOptions::default().stuck_grace(600))
+        .await
+        .expect("stack");
+    let exec = stack
+        .run(&Req::job(T).outcome("image-pull-error"))
+        .await
+        .expect("execute");
+    // Well inside the 600 s grace; a busy machine may take a while to show the pull fail.
+    let within = Duration::from_secs(120);
+    let message = eventually(within, "the status message naming the cause", || {
+        let stack = &stack;
+        let name = exec.name.clone();
+        async move {
+            let e = stack.get(&name).await?;
+            let st = e.status.clone().unwrap_or_default();
+            let pending = st.phase() == Phase::Pending;
+            // The pull's own words: ErrImagePull, then ImagePullBackOff.
+            Ok((pending && st.message.contains("ImagePull")).then_some(st.message))
+        }
+    })
+    .await;
+    let last = stack.get(&exec.name).await.expect("get");
+    let message = message.unwrap_or_else(|e| panic!("{e}: {:?}", last.status));
+    assert!(message.starts_with("Waiting to start: "), "{message}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tekton_hang_past_timeout_is_deadline_exceeded() {
     let req = Req::tekton(T)

@@ -270,7 +270,10 @@ fn edit(
     };
     match PrimitivePhase::try_from(r.phase).unwrap_or(PrimitivePhase::Unspecified) {
         PrimitivePhase::Unspecified => return Edit::Skip,
-        PrimitivePhase::Pending => transitions::set_primitive(obj, status, primitive(r), now),
+        PrimitivePhase::Pending => {
+            transitions::set_primitive(obj, status, primitive(r), now);
+            transitions::note_waiting(status, &r.reason, &r.message);
+        }
         PrimitivePhase::Running => {
             transitions::mark_running(obj, status, primitive(r), started, detail, now)
         }

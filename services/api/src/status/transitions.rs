@@ -127,6 +127,23 @@ pub fn mark_running(
     );
 }
 
+/// Waiting reasons of a primitive that is starting normally: nothing to tell a person.
+const STARTING: [&str; 4] = ["", "Pending", "ContainerCreating", "PodInitializing"];
+
+/// A primitive that cannot start yet (an image that cannot be pulled, a missing Secret or
+/// ConfigMap): the status message says so while the execution is Pending, before the
+/// agent's grace (`--stuck-grace-seconds`) turns it into a failure.
+pub fn note_waiting(status: &mut WorkflowExecutionStatus, reason: &str, message: &str) {
+    if STARTING.contains(&reason) || status.phase != Some(Phase::Pending) {
+        return;
+    }
+    status.message = Some(if message.is_empty() {
+        format!("Waiting to start: {reason}")
+    } else {
+        format!("Waiting to start: {reason}: {message}")
+    });
+}
+
 /// Records the primitive and the ExecutionCreated condition.
 pub fn set_primitive(
     obj: &WorkflowExecution,
@@ -274,6 +291,51 @@ mod tests {
                 .unwrap()
                 .natural_language_summary
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_pending_execution_says_what_its_primitive_waits_on() {
+        let w = obj();
+        let now = Timestamp::from_second(5).unwrap();
+        let pending = || {
+            let mut st = WorkflowExecutionStatus::default();
+            init_pending(
+                &w,
+                &mut st,
+                (DispatchState::AwaitingAgent, String::new()),
+                now,
+            );
+            st
+        };
+        let cases = [
+            (
+                "ImagePullBackOff",
+                "Back-off pulling image \"x\"",
+                Some("Waiting to start: ImagePullBackOff: Back-off pulling image \"x\""),
+            ),
+            (
+                "CreateContainerConfigError",
+                "",
+                Some("Waiting to start: CreateContainerConfigError"),
+            ),
+            ("ContainerCreating", "creating", None),
+            ("Pending", "Job created", None),
+        ];
+        for (reason, message, want) in cases {
+            let mut st = pending();
+            let before = st.message.clone();
+            note_waiting(&mut st, reason, message);
+            let want = want.map(str::to_owned).or(before);
+            assert_eq!(st.message, want, "{reason}");
+        }
+        let mut running = WorkflowExecutionStatus::default();
+        mark_running(&w, &mut running, None, Some(now), "Running", now);
+        note_waiting(&mut running, "ImagePullBackOff", "x");
+        assert_eq!(
+            running.message.as_deref(),
+            Some("Workflow running"),
+            "only while Pending"
         );
     }
 
