@@ -259,8 +259,11 @@ async fn job_image_pull_error_is_named_before_the_grace_ends() {
             let e = stack.get(&name).await?;
             let st = e.status.clone().unwrap_or_default();
             let pending = st.phase() == Phase::Pending;
-            // The pull's own words: ErrImagePull, then ImagePullBackOff.
-            Ok((pending && st.message.contains("ImagePull")).then_some(st.message))
+            // In the puller's own words: the sandbox's "Error: ErrImagePull", the real
+            // kubelet's "Failed to pull image ...".
+            let names_it = st.message.starts_with("Waiting to start: ")
+                && st.message.to_lowercase().contains("pull");
+            Ok((pending && names_it).then_some(st.message))
         }
     })
     .await;
