@@ -85,13 +85,7 @@ fn deletable(ctx: &Ctx, obj: &WorkflowExecution, now: Timestamp) -> bool {
     if !audit_complete(obj) || held_here(ctx, &ExecKey::of(obj)) {
         return false;
     }
-    let history: Vec<_> = ctx
-        .index
-        .by_target(&target_of(obj))
-        .iter()
-        .filter(|o| o.status.as_ref().is_some_and(|s| s.phase.is_some()))
-        .map(|o| record_of(o))
-        .collect();
+    let history = crate::execute::history(ctx, &target_of(obj));
     match verdict(&ctx.policy, retention, &me, &history, now) {
         Ok(()) => true,
         Err(Keep::StillBlocks(reason)) => {
